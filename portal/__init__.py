@@ -1,0 +1,1 @@
+"""Customer order portal: SMS links to a live order page for shoppers, a console for clerks."""

@@ -1,0 +1,172 @@
+"""create_app(settings) -> Litestar: wiring only (design.md §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from jinja2 import pass_context
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import CacheControlHeader
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+from litestar.stores.memory import MemoryStore
+from litestar.utils.scope.state import ScopeState
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from portal import db
+from portal.clock import Clock
+from portal.logging_setup import configure_logging
+from portal.runtime import Runtime, build_runtime
+from portal.settings import Settings
+from portal.sms.gateway import Gateway
+from portal.templating import STATIC_DIR
+from portal.web.api import ShopApi
+from portal.web.dev import DevController
+from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.health import healthz, metrics, readyz
+from portal.web.limits import MissLimiter
+from portal.web.shopper import ShopperController
+from portal.web.webhooks import MessageBirdWebhooks
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+_SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+def security_headers(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], *_SECURITY_HEADERS]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
+
+
+def _csrf_token(context: Any) -> str:
+    request = context.get("request")
+    if request is None:
+        return ""
+    return ScopeState.from_scope(request.scope).csrf_token or ""
+
+
+def _static_version() -> dict[str, str]:
+    """Content hashes for cache busting: static files are cached for a year."""
+    versions = {}
+    for path in STATIC_DIR.iterdir():
+        if path.is_file():
+            versions[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return versions
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    gateway: Gateway | None = None,
+    run_scheduler: bool | None = None,
+) -> Litestar:
+    rt = build_runtime(settings, clock=clock, gateway=gateway)
+    with_scheduler = settings.run_scheduler if run_scheduler is None else run_scheduler
+    versions = _static_version()
+    rt.templates.globals["static"] = lambda name: f"/static/{name}?v={versions.get(name, '0')}"
+    rt.templates.globals["csrf_token"] = pass_context(_csrf_token)
+    rt.templates.globals["dev_inbox"] = not settings.production and not settings.messagebird_access_key
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db.bind(rt.engine)
+        await db.start(rt.engine)
+        scheduler = None
+        if with_scheduler:
+            from scheduler.jobs import build_scheduler
+
+            scheduler = build_scheduler(rt)
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+                await asyncio.sleep(0)
+            await db.stop(rt.engine)
+
+    store = MemoryStore()
+    app = Litestar(
+        route_handlers=[
+            ShopperController,
+            ShopApi,
+            MessageBirdWebhooks,
+            DevController,
+            healthz,
+            readyz,
+            metrics,
+            create_static_files_router(
+                path="/static",
+                directories=[STATIC_DIR],
+                cache_control=CacheControlHeader(max_age=31_536_000, public=True),
+            ),
+        ],
+        dependencies={"rt": Provide(lambda: rt, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_secure=settings.production,
+            cookie_samesite="lax",
+            exclude=["/api/", "/webhooks/"],
+        ),
+        compression_config=CompressionConfig(backend="gzip", minimum_size=512, gzip_compress_level=6),
+        openapi_config=OpenAPIConfig(
+            title="Order portal: shop API",
+            version="1.0.0",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", description="API key")
+                }
+            ),
+        ),
+        request_max_body_size=settings.max_body_bytes,
+        middleware=[security_headers],
+        stores={"rate_limit": store},
+        debug=False,
+        logging_config=None,
+    )
+    app.state.rt = rt
+    app.state.miss_limiter = MissLimiter(store, settings.tracking_rate_limit_per_minute)
+    return app
+
+
+def app_from_env() -> Litestar:
+    """uvicorn's factory (`python -m portal serve`)."""
+    configure_logging()
+    return create_app(Settings.from_env())
+
+

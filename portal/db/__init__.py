@@ -1,0 +1,69 @@
+"""Database access: engines from a URL, binding the tables, transactions that write."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import unquote, urlparse
+
+import asyncpg
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        # timeout: writers wait for each other instead of failing with "database is locked".
+        return SQLiteEngine(path=path, timeout=30)
+    parsed = urlparse(url)
+    config = {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "user": unquote(parsed.username or "postgres"),
+        "password": unquote(parsed.password or "") or None,
+        "database": (parsed.path or "/postgres").lstrip("/") or "postgres",
+    }
+    return PostgresEngine(config=config, extensions=())
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return isinstance(engine, SQLiteEngine)
+
+
+def bind(engine: Engine) -> None:
+    """Point every table at `engine` (one process talks to one database at a time)."""
+    from portal.db.tables import ALL_TABLES
+
+    for table in ALL_TABLES:
+        table._meta.db = engine
+
+
+@asynccontextmanager
+async def writing(engine: Engine) -> AsyncIterator[None]:
+    """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE), so a
+    read-then-write never fails half-way with SQLITE_BUSY."""
+    if is_sqlite(engine):
+        async with engine.transaction(transaction_type=TransactionType.immediate):
+            yield
+    else:
+        async with engine.transaction():
+            yield
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return True
+    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+
+async def start(engine: Engine) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(min_size=2, max_size=20)
+
+
+async def stop(engine: Engine) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.close_connection_pool()

@@ -1,0 +1,159 @@
+"""Piccolo tables (design.md §4). Money is integer minor units; times are UTC.
+
+Indexes follow the lookups that pages and sweeps make, so their cost does not grow with
+history: token hash, external id, an order's lines/events/shipments, and the outbox's
+`next_attempt_at`, which is set only while a message waits to be sent.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSON,
+    BigInt,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Serial,
+    SmallInt,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Store(Table, tablename="store"):
+    id = Serial(primary_key=True)
+    code = Varchar(length=32, unique=True)
+    name = Varchar(length=120)
+    address = JSON(default={})
+    timezone = Varchar(length=64, default="Europe/Rome")
+    phone = Varchar(length=32, null=True, default=None)
+    opening_hours = JSON(default={})
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Customer(Table, tablename="customer"):
+    id = Serial(primary_key=True)
+    phone = Varchar(length=20, unique=True)  # E.164
+    name = Varchar(length=120)
+    email = Varchar(length=254, null=True, default=None)
+    locale = Varchar(length=8, default="en")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Order(Table, tablename="orders"):
+    id = Serial(primary_key=True)
+    external_id = Varchar(length=64, unique=True)
+    customer = ForeignKey(references=Customer, index=True)
+    status = Varchar(length=24)
+    fulfilment = Varchar(length=16)
+    store = ForeignKey(references=Store, null=True, default=None, index=True)
+    delivery_address = JSON(null=True, default=None)
+    currency = Varchar(length=3)
+    total_minor = BigInt()
+    placed_at = Timestamptz(default=TimestamptzNow())
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+    closed_at = Timestamptz(null=True, default=None)
+    # Bumped by every change a shopper could see: the tracking fragment's ETag.
+    version = Integer(default=1)
+
+
+class OrderLine(Table, tablename="order_line"):
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, index=True)
+    position = SmallInt()
+    sku = Varchar(length=64)
+    name = Varchar(length=200)
+    quantity = Integer()
+    unit_price_minor = BigInt()
+
+
+class Shipment(Table, tablename="shipment"):
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, index=True)
+    # "<order id>:<tracking number>": one parcel per tracking number and order.
+    key = Varchar(length=120, unique=True)
+    tracking_number = Varchar(length=64)
+    carrier = Varchar(length=64, default="")
+    eta = Timestamptz(null=True, default=None)
+    status = Varchar(length=24)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class OrderEvent(Table, tablename="order_event"):
+    """The append-only timeline."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, index=True)
+    type = Varchar(length=32)
+    occurred_at = Timestamptz(default=TimestamptzNow())
+    recorded_at = Timestamptz(default=TimestamptzNow())
+    shipment = ForeignKey(references=Shipment, null=True, default=None)
+    note = Text(null=True, default=None)
+    data = JSON(default={})
+
+
+class AccessToken(Table, tablename="access_token"):
+    id = Serial(primary_key=True)
+    token_hash = Varchar(length=64, unique=True)
+    salt = Varchar(length=32)  # the token is derived from it with the secret key
+    order = ForeignKey(references=Order, index=True)
+    purpose = Varchar(length=16, default="track")
+    expires_at = Timestamptz()
+    revoked_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class SmsMessage(Table, tablename="sms_message"):
+    """Outbox and history: a row first, written with the change that caused it."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, null=True, default=None, index=True)
+    dedupe_key = Varchar(length=160, unique=True)
+    kind = Varchar(length=40)
+    locale = Varchar(length=8)
+    recipient = Varchar(length=20)  # E.164
+    # The link is kept out of the stored text (LINK_MARKER) and put in when it is sent.
+    body = Text()
+    access_token = ForeignKey(references=AccessToken, null=True, default=None)
+    encoding = Varchar(length=8)
+    segments = SmallInt()
+    urgent = Boolean(default=False)
+    status = Varchar(length=16, default="queued")
+    attempts = SmallInt(default=0)
+    # Set only while the message waits to be (re)sent; the dispatcher's indexed lookup.
+    next_attempt_at = Timestamptz(null=True, default=None, index=True)
+    claimed_at = Timestamptz(null=True, default=None)
+    gateway = Varchar(length=16, default="")
+    gateway_id = Varchar(length=64, null=True, default=None, index=True)
+    gateway_status = Varchar(length=24, null=True, default=None)
+    last_error = Varchar(length=300, null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    sent_at = Timestamptz(null=True, default=None)
+    status_at = Timestamptz(null=True, default=None)
+
+
+class ApiKey(Table, tablename="api_key"):
+    id = Serial(primary_key=True)
+    name = Varchar(length=80)
+    key_hash = Varchar(length=64, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+ALL_TABLES: list[type[Table]] = [
+    Store,
+    Customer,
+    Order,
+    OrderLine,
+    Shipment,
+    OrderEvent,
+    AccessToken,
+    SmsMessage,
+    ApiKey,
+]

@@ -1,0 +1,285 @@
+"""The order aggregate: statuses, the one table of allowed transitions, the events they make.
+
+An order with several shipments takes its delivery status from them (`aggregate_shipments`),
+so a split delivery reads "shipped" until every parcel has arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from portal.domain import DomainError, InvalidTransition
+
+
+class Fulfilment(StrEnum):
+    DELIVERY = "delivery"
+    PICKUP = "pickup"
+
+
+class OrderStatus(StrEnum):
+    PLACED = "placed"
+    BACKORDERED = "backordered"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERY_FAILED = "delivery_failed"
+    DELIVERED = "delivered"
+    ARRIVED_IN_STORE = "arrived_in_store"
+    CANCELLED = "cancelled"
+
+
+class EventType(StrEnum):
+    """Timeline entries. The shop's API may post the ones in SHOP_EVENTS."""
+
+    PLACED = "placed"
+    BACKORDERED = "backordered"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERY_FAILED = "delivery_failed"
+    DELIVERED = "delivered"
+    ARRIVED_IN_STORE = "arrived_in_store"
+    CANCELLED = "cancelled"
+
+
+SHOP_EVENTS: frozenset[EventType] = frozenset(EventType) - {EventType.PLACED}
+
+# Events that concern one parcel: they carry or find a shipment.
+SHIPMENT_EVENTS: frozenset[EventType] = frozenset(
+    {
+        EventType.SHIPPED,
+        EventType.OUT_FOR_DELIVERY,
+        EventType.DELIVERY_FAILED,
+        EventType.DELIVERED,
+    }
+)
+
+FINAL: frozenset[OrderStatus] = frozenset({OrderStatus.DELIVERED, OrderStatus.CANCELLED})
+
+S = OrderStatus
+# target status -> statuses it may be reached from (per fulfilment where they differ).
+_COMMON: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.BACKORDERED: frozenset({S.PLACED}),
+    S.PACKED: frozenset({S.PLACED, S.BACKORDERED}),
+    S.CANCELLED: frozenset({S.PLACED, S.BACKORDERED, S.PACKED}),
+}
+TRANSITIONS: dict[Fulfilment, dict[OrderStatus, frozenset[OrderStatus]]] = {
+    Fulfilment.DELIVERY: {
+        **_COMMON,
+        S.SHIPPED: frozenset({S.PLACED, S.BACKORDERED, S.PACKED}),
+        S.OUT_FOR_DELIVERY: frozenset({S.SHIPPED, S.DELIVERY_FAILED}),
+        S.DELIVERY_FAILED: frozenset({S.SHIPPED, S.OUT_FOR_DELIVERY}),
+        S.DELIVERED: frozenset({S.SHIPPED, S.OUT_FOR_DELIVERY, S.DELIVERY_FAILED}),
+    },
+    Fulfilment.PICKUP: {
+        **_COMMON,
+        # A pickup order may travel to the store as a parcel before it arrives there.
+        S.SHIPPED: frozenset({S.PLACED, S.BACKORDERED, S.PACKED}),
+        S.ARRIVED_IN_STORE: frozenset({S.PLACED, S.BACKORDERED, S.PACKED, S.SHIPPED}),
+    },
+}
+
+# Progress steps shown to the shopper, per fulfilment.
+STEPS: dict[Fulfilment, tuple[OrderStatus, ...]] = {
+    Fulfilment.DELIVERY: (S.PLACED, S.PACKED, S.SHIPPED, S.OUT_FOR_DELIVERY, S.DELIVERED),
+    Fulfilment.PICKUP: (S.PLACED, S.PACKED, S.ARRIVED_IN_STORE),
+}
+# Where an off-path status sits on the stepper.
+_STEP_OF: dict[OrderStatus, OrderStatus] = {
+    S.BACKORDERED: S.PLACED,
+    S.DELIVERY_FAILED: S.OUT_FOR_DELIVERY,
+}
+
+
+def can_transition(fulfilment: Fulfilment, current: OrderStatus, target: OrderStatus) -> bool:
+    return current in TRANSITIONS[fulfilment].get(target, frozenset())
+
+
+def transition(fulfilment: Fulfilment, current: OrderStatus, target: OrderStatus) -> OrderStatus:
+    if not can_transition(fulfilment, current, target):
+        raise InvalidTransition("order", current, target)
+    return target
+
+
+def is_final(status: OrderStatus) -> bool:
+    return status in FINAL
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    status: OrderStatus
+    state: str  # "done" | "current" | "todo" | "problem"
+
+
+def progress(fulfilment: Fulfilment, status: OrderStatus) -> list[Step]:
+    """The stepper: each step done, current, still to come, or current-with-a-problem."""
+    steps = STEPS[fulfilment]
+    if status is S.CANCELLED:
+        return [Step(s, "todo") for s in steps]
+    anchor = _STEP_OF.get(status, status)
+    index = steps.index(anchor) if anchor in steps else 0
+    problem = status in _STEP_OF
+    out = []
+    for i, step in enumerate(steps):
+        if i < index:
+            out.append(Step(step, "done"))
+        elif i == index:
+            final_step = i == len(steps) - 1
+            state = "problem" if problem else ("done" if final_step else "current")
+            out.append(Step(step, state))
+        else:
+            out.append(Step(step, "todo"))
+    return out
+
+
+class ShipmentStatus(StrEnum):
+    SHIPPED = "shipped"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERY_FAILED = "delivery_failed"
+    DELIVERED = "delivered"
+
+
+SHIPMENT_TRANSITIONS: dict[ShipmentStatus, frozenset[ShipmentStatus]] = {
+    ShipmentStatus.OUT_FOR_DELIVERY: frozenset(
+        {ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERY_FAILED}
+    ),
+    ShipmentStatus.DELIVERY_FAILED: frozenset(
+        {ShipmentStatus.SHIPPED, ShipmentStatus.OUT_FOR_DELIVERY}
+    ),
+    ShipmentStatus.DELIVERED: frozenset(
+        {ShipmentStatus.SHIPPED, ShipmentStatus.OUT_FOR_DELIVERY, ShipmentStatus.DELIVERY_FAILED}
+    ),
+}
+
+
+def shipment_transition(current: ShipmentStatus, target: ShipmentStatus) -> ShipmentStatus:
+    if current not in SHIPMENT_TRANSITIONS.get(target, frozenset()):
+        raise InvalidTransition("shipment", current, target)
+    return target
+
+
+def aggregate_shipments(statuses: Iterable[ShipmentStatus]) -> OrderStatus:
+    """A delivery order's status from its parcels: delivered only when all are."""
+    seen = list(statuses)
+    if not seen:
+        raise DomainError("an order in delivery has at least one shipment")
+    if all(s is ShipmentStatus.DELIVERED for s in seen):
+        return S.DELIVERED
+    for candidate in (ShipmentStatus.OUT_FOR_DELIVERY, ShipmentStatus.DELIVERY_FAILED):
+        if candidate in seen:
+            return OrderStatus(candidate.value)
+    return S.SHIPPED
+
+
+# Which SMS an event sends (template name), per fulfilment; absent: no SMS.
+SMS_FOR_EVENT: dict[EventType, str] = {
+    EventType.PLACED: "order_confirmed",
+    EventType.BACKORDERED: "backordered",
+    EventType.SHIPPED: "shipped",
+    EventType.OUT_FOR_DELIVERY: "out_for_delivery",
+    EventType.DELIVERY_FAILED: "delivery_failed",
+    EventType.DELIVERED: "delivered",
+    EventType.CANCELLED: "cancelled",
+}
+
+
+def sms_for(event: EventType, fulfilment: Fulfilment) -> str | None:
+    if fulfilment is Fulfilment.PICKUP and event is EventType.SHIPPED:
+        return None  # a transfer to the store is not news to the shopper; "ready" is
+    return SMS_FOR_EVENT.get(event)
+
+
+@dataclass(frozen=True, slots=True)
+class EventPlan:
+    """What one event does to an order: new statuses, or nothing when it is a repeat."""
+
+    order_status: OrderStatus
+    shipment_key: str | None = None  # tracking number of the parcel it concerns
+    shipment_status: ShipmentStatus | None = None
+    new_shipment: bool = False
+    duplicate: bool = False
+
+
+_SHIPPING = frozenset({S.SHIPPED, S.OUT_FOR_DELIVERY, S.DELIVERY_FAILED, S.DELIVERED})
+
+
+def plan_event(
+    fulfilment: Fulfilment,
+    status: OrderStatus,
+    event: EventType,
+    shipments: dict[str, ShipmentStatus],
+    tracking_number: str | None = None,
+) -> EventPlan:
+    """Decide what `event` does to an order in `status` with these parcels.
+
+    Repeating the event that made the current state (a shop retrying a call) is a harmless
+    duplicate; anything else the tables do not allow raises InvalidTransition.
+    """
+    if event is EventType.PLACED:
+        raise DomainError("placed is recorded when the order is created")
+    if event in SHIPMENT_EVENTS and (fulfilment is Fulfilment.DELIVERY or shipments):
+        return _plan_shipment_event(fulfilment, status, event, shipments, tracking_number)
+    target = OrderStatus(event.value)
+    if target is status and event not in SHIPMENT_EVENTS:
+        return EventPlan(status, duplicate=True)
+    return EventPlan(transition(fulfilment, status, target))
+
+
+def _plan_shipment_event(
+    fulfilment: Fulfilment,
+    status: OrderStatus,
+    event: EventType,
+    shipments: dict[str, ShipmentStatus],
+    tracking_number: str | None,
+) -> EventPlan:
+    target = ShipmentStatus(event.value)
+    if event is EventType.SHIPPED:
+        if not tracking_number:
+            raise DomainError("shipment.tracking_number is required for a shipped event")
+        if tracking_number in shipments:
+            if shipments[tracking_number] is ShipmentStatus.SHIPPED:
+                return EventPlan(status, tracking_number, target, duplicate=True)
+            raise InvalidTransition("shipment", shipments[tracking_number], target)
+        # A first parcel moves the order on; a further parcel (split delivery) may follow
+        # while the order is anywhere in delivery, even after earlier parcels arrived.
+        if not shipments:
+            transition(fulfilment, status, S.SHIPPED)
+        elif status not in _SHIPPING:
+            raise InvalidTransition("order", status, S.SHIPPED)
+        after = {**shipments, tracking_number: target}
+        return EventPlan(_order_status(fulfilment, after), tracking_number, target, new_shipment=True)
+    if fulfilment is Fulfilment.PICKUP:
+        raise InvalidTransition("order", status, OrderStatus(event.value))
+    key = _pick_shipment(shipments, tracking_number, status, event)
+    current = shipments[key]
+    if current is target:
+        return EventPlan(status, key, target, duplicate=True)
+    shipment_transition(current, target)
+    return EventPlan(_order_status(fulfilment, {**shipments, key: target}), key, target)
+
+
+def _order_status(fulfilment: Fulfilment, shipments: dict[str, ShipmentStatus]) -> OrderStatus:
+    if fulfilment is Fulfilment.PICKUP:
+        return S.SHIPPED
+    return aggregate_shipments(shipments.values())
+
+
+def _pick_shipment(
+    shipments: dict[str, ShipmentStatus],
+    tracking_number: str | None,
+    status: OrderStatus,
+    event: EventType,
+) -> str:
+    if tracking_number:
+        if tracking_number not in shipments:
+            raise DomainError(f"this order has no shipment with tracking number {tracking_number}")
+        return tracking_number
+    if not shipments:
+        raise InvalidTransition("order", status, OrderStatus(event.value))
+    if len(shipments) > 1:
+        raise DomainError(
+            f"this order has {len(shipments)} shipments: say which one in shipment.tracking_number"
+        )
+    return next(iter(shipments))

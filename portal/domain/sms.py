@@ -1,0 +1,74 @@
+"""The outbox message: statuses, transitions, retry backoff and delivery-report rules.
+
+A message is sent at most once. The only send whose outcome we cannot know is one that timed
+out (or whose process died mid-send): it goes to UNKNOWN and is sent again only if no
+delivery report has vouched for it within a grace period.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+from portal.domain import InvalidTransition
+
+
+class SmsStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    UNKNOWN = "unknown"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+FINAL = frozenset({SmsStatus.DELIVERED, SmsStatus.FAILED, SmsStatus.EXPIRED})
+
+_T = SmsStatus
+TRANSITIONS: dict[SmsStatus, frozenset[SmsStatus]] = {
+    _T.SENDING: frozenset({_T.QUEUED}),
+    _T.QUEUED: frozenset({_T.SENDING, _T.UNKNOWN}),
+    _T.UNKNOWN: frozenset({_T.SENDING}),
+    _T.SENT: frozenset({_T.SENDING, _T.UNKNOWN}),
+    _T.FAILED: frozenset({_T.QUEUED, _T.SENDING, _T.UNKNOWN, _T.SENT}),
+    _T.DELIVERED: frozenset({_T.SENDING, _T.UNKNOWN, _T.SENT}),
+    _T.EXPIRED: frozenset({_T.SENDING, _T.UNKNOWN, _T.SENT}),
+}
+
+
+def can_transition(current: SmsStatus, target: SmsStatus) -> bool:
+    return current in TRANSITIONS.get(target, frozenset())
+
+
+def transition(current: SmsStatus, target: SmsStatus) -> SmsStatus:
+    if not can_transition(current, target):
+        raise InvalidTransition("sms", current, target)
+    return target
+
+
+def backoff(attempt: int, *, base_seconds: int = 15, cap_seconds: int = 3600) -> timedelta:
+    """Delay before try number attempt+1: 15 s, 30 s, 1 min, 2 min ... at most an hour."""
+    return timedelta(seconds=min(base_seconds * 2 ** max(attempt - 1, 0), cap_seconds))
+
+
+# MessageBird delivery report status -> ours. Unknown words are ignored.
+REPORT_STATUS: dict[str, SmsStatus] = {
+    "scheduled": SmsStatus.SENT,
+    "sent": SmsStatus.SENT,
+    "buffered": SmsStatus.SENT,
+    "delivered": SmsStatus.DELIVERED,
+    "delivery_failed": SmsStatus.FAILED,
+    "expired": SmsStatus.EXPIRED,
+}
+
+
+def apply_report(current: SmsStatus, reported: SmsStatus) -> SmsStatus | None:
+    """The status a delivery report moves a message to, or None to ignore it.
+
+    Final states never change (a late "sent" after "delivered" is ignored, and the first
+    final report wins), so duplicates and out-of-order reports are harmless.
+    """
+    if current in FINAL or reported is current:
+        return None
+    return reported if can_transition(current, reported) else None

@@ -1,0 +1,57 @@
+"""What every service call needs, built once per process from settings (the composition root)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jinja2 import Environment
+from piccolo.engine.base import Engine
+
+from portal import db
+from portal.clock import Clock, SystemClock
+from portal.settings import Settings
+from portal.sms.gateway import DevInboxGateway, Gateway
+from portal.sms.messagebird import MessageBirdGateway
+from portal.templating import make_environment
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    engine: Engine
+    gateway: Gateway
+    clock: Clock
+    templates: Environment
+
+    def writing(self):  # type: ignore[no-untyped-def]
+        return db.writing(self.engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return db.is_sqlite(self.engine)
+
+
+def make_gateway(settings: Settings) -> Gateway:
+    if settings.messagebird_access_key:
+        return MessageBirdGateway(
+            settings.messagebird_access_key,
+            endpoint=settings.messagebird_endpoint,
+            originator=settings.messagebird_originator,
+            report_url=settings.status_report_url,
+            timeout=settings.sms_send_timeout,
+        )
+    return DevInboxGateway()
+
+
+def build_runtime(
+    settings: Settings, *, clock: Clock | None = None, gateway: Gateway | None = None
+) -> Runtime:
+    engine = db.make_engine(settings.database_url)
+    db.bind(engine)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        gateway=gateway or make_gateway(settings),
+        clock=clock or SystemClock(),
+        templates=make_environment(),
+    )

@@ -1,0 +1,83 @@
+"""What the shop's systems send: typed, strict shapes (unknown fields refused).
+
+msgspec decodes and checks these before a service sees them; Litestar derives the OpenAPI
+schema from them. Rules that need more than a shape (a phone number, a price, a store that
+exists) are checked by the services.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from msgspec import Meta, Struct
+
+Text120 = Annotated[str, Meta(min_length=1, max_length=120)]
+Text200 = Annotated[str, Meta(min_length=1, max_length=200)]
+Code = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+ExternalId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class AddressIn(Struct, forbid_unknown_fields=True):
+    line1: Text200
+    city: Text120
+    postcode: Annotated[str, Meta(min_length=1, max_length=16)]
+    country: Annotated[str, Meta(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")]
+    line2: Annotated[str, Meta(max_length=200)] | None = None
+    name: Annotated[str, Meta(max_length=120)] | None = None
+    region: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class CustomerIn(Struct, forbid_unknown_fields=True):
+    name: Text120
+    phone: Annotated[str, Meta(min_length=3, max_length=32)]
+    email: Annotated[str, Meta(max_length=254)] | None = None
+    locale: Annotated[str, Meta(max_length=16)] | None = None
+
+
+class DeliveryIn(Struct, tag="delivery", tag_field="method", forbid_unknown_fields=True):
+    address: AddressIn
+
+
+class PickupIn(Struct, tag="pickup", tag_field="method", forbid_unknown_fields=True):
+    store: Code
+
+
+class LineIn(Struct, forbid_unknown_fields=True):
+    sku: Annotated[str, Meta(min_length=1, max_length=64)]
+    name: Text200
+    quantity: Annotated[int, Meta(ge=1, le=10_000)]
+    unit_price: Annotated[str, Meta(min_length=1, max_length=16)]
+
+
+class OrderIn(Struct, forbid_unknown_fields=True):
+    external_id: ExternalId
+    customer: CustomerIn
+    fulfilment: DeliveryIn | PickupIn
+    lines: Annotated[list[LineIn], Meta(min_length=1, max_length=200)]
+    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    placed_at: datetime | None = None
+
+
+class ShipmentIn(Struct, forbid_unknown_fields=True):
+    tracking_number: Annotated[str, Meta(min_length=1, max_length=64)]
+    carrier: Annotated[str, Meta(max_length=64)] = ""
+    eta: datetime | None = None
+
+
+class EventIn(Struct, forbid_unknown_fields=True):
+    type: Annotated[str, Meta(min_length=1, max_length=32)]
+    occurred_at: datetime | None = None
+    shipment: ShipmentIn | None = None
+    note: Annotated[str, Meta(max_length=500)] | None = None
+
+
+OpeningHours = dict[str, list[Annotated[str, Meta(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")]]]
+
+
+class StoreIn(Struct, forbid_unknown_fields=True):
+    name: Text120
+    address: AddressIn
+    timezone: Annotated[str, Meta(min_length=1, max_length=64)]
+    phone: Annotated[str, Meta(max_length=32)] | None = None
+    opening_hours: OpeningHours | None = None

@@ -1,0 +1,580 @@
+"""Orders: created by the shop, moved on by its events, read by the shopper's page."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from piccolo.columns import Column
+
+from portal import db
+from portal.db.tables import AccessToken, Customer, Order, OrderEvent, OrderLine, Shipment, Store
+from portal.domain import DomainError, InvalidTransition, locale, tokens
+from portal.domain.money import InvalidMoney, check_currency, format_decimal_string, to_minor
+from portal.domain.order import (
+    SHOP_EVENTS,
+    EventType,
+    Fulfilment,
+    OrderStatus,
+    ShipmentStatus,
+    Step,
+    is_final,
+    plan_event,
+    progress,
+    sms_for,
+)
+from portal.domain.phone import InvalidPhone, mask, normalise, region_of, timezone_of
+from portal.runtime import Runtime
+from portal.services import messaging
+from portal.services.errors import Conflict, Invalid, NotFound
+from portal.services.inputs import EventIn, OrderIn, PickupIn
+
+MAX_CREATE_TRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReceipt:
+    id: int
+    external_id: str
+    status: str
+    tracking_url: str
+
+
+def first_name(name: str) -> str:
+    return (name.split() or [name])[0][:30]
+
+
+def _aware(value: datetime | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _check_order(rt: Runtime, data: OrderIn) -> tuple[str, str, list[int]]:
+    """Rules beyond the shape; each failure names its field."""
+    try:
+        phone = normalise(data.customer.phone, rt.settings.default_region)
+    except InvalidPhone as exc:
+        raise Invalid(str(exc), field="customer.phone") from exc
+    try:
+        currency = check_currency(data.currency)
+    except InvalidMoney as exc:
+        raise Invalid(str(exc), field="currency") from exc
+    prices = []
+    for i, line in enumerate(data.lines):
+        try:
+            prices.append(to_minor(line.unit_price, currency))
+        except InvalidMoney as exc:
+            raise Invalid(str(exc), field=f"lines[{i}].unit_price") from exc
+    return phone, currency, prices
+
+
+async def _receipt(rt: Runtime, external_id: str) -> OrderReceipt | None:
+    row = await (
+        Order.select(Order.id, Order.external_id, Order.status)
+        .where(Order.external_id == external_id)
+        .first()
+    )
+    if row is None:
+        return None
+    salt = await _track_salt(row["id"])
+    url = rt.settings.tracking_url(tokens.derive_token(rt.settings.secret_key, salt)) if salt else ""
+    return OrderReceipt(row["id"], row["external_id"], row["status"], url)
+
+
+async def _track_token(order_id: int) -> dict[str, Any] | None:
+    return await (
+        AccessToken.select(AccessToken.id, AccessToken.salt)
+        .where(
+            (AccessToken.order == order_id)
+            & (AccessToken.purpose == "track")
+            & AccessToken.revoked_at.is_null()
+        )
+        .order_by(AccessToken.id, ascending=False)
+        .first()
+    )
+
+
+async def _track_salt(order_id: int) -> str | None:
+    token = await _track_token(order_id)
+    return token["salt"] if token else None
+
+
+async def create_order(rt: Runtime, data: OrderIn) -> tuple[OrderReceipt, bool]:
+    """Create the order, its link and its confirmation SMS in one transaction.
+
+    Idempotent on `external_id`: a repeat (or a racing twin) gets the first one's receipt
+    and changes nothing. Returns (receipt, created).
+    """
+    phone, currency, prices = _check_order(rt, data)
+    for _ in range(MAX_CREATE_TRIES):
+        existing = await _receipt(rt, data.external_id)
+        if existing:
+            return existing, False
+        try:
+            return await _insert_order(rt, data, phone, currency, prices), True
+        except Exception as exc:
+            # A twin request won the race for external_id (or for the customer's phone).
+            if not db.is_unique_violation(exc):
+                raise
+    raise Conflict("the order is being created by another request; try again", field="external_id")
+
+
+async def _insert_order(
+    rt: Runtime, data: OrderIn, phone: str, currency: str, prices: list[int]
+) -> OrderReceipt:
+    now = rt.clock.now()
+    lang = locale.pick(data.customer.locale, region_of(phone))
+    async with rt.writing():
+        store_id = None
+        store_name = None
+        if isinstance(data.fulfilment, PickupIn):
+            store = await Store.select(Store.id, Store.name).where(
+                Store.code == data.fulfilment.store
+            ).first()
+            if store is None:
+                raise Invalid(f"no store with code {data.fulfilment.store!r}", field="fulfilment.store")
+            store_id, store_name = store["id"], store["name"]
+            method, address = Fulfilment.PICKUP, None
+        else:
+            method = Fulfilment.DELIVERY
+            address = {k: v for k, v in _struct_dict(data.fulfilment.address).items() if v is not None}
+            address["country"] = address["country"].upper()
+
+        customer_id = await _upsert_customer(data, phone, lang, now)
+        total = sum(p * line.quantity for p, line in zip(prices, data.lines, strict=True))
+        inserted = await Order.insert(
+            Order(
+                external_id=data.external_id,
+                customer=customer_id,
+                status=OrderStatus.PLACED,
+                fulfilment=method,
+                store=store_id,
+                delivery_address=address,
+                currency=currency,
+                total_minor=total,
+                placed_at=_aware(data.placed_at, now),
+                created_at=now,
+                updated_at=now,
+            )
+        ).returning(Order.id)
+        order_id = inserted[0]["id"]
+        await OrderLine.insert(
+            *(
+                OrderLine(
+                    order=order_id,
+                    position=i,
+                    sku=line.sku,
+                    name=line.name,
+                    quantity=line.quantity,
+                    unit_price_minor=price,
+                )
+                for i, (line, price) in enumerate(zip(data.lines, prices, strict=True))
+            )
+        )
+        event = await OrderEvent.insert(
+            OrderEvent(
+                order=order_id,
+                type=EventType.PLACED,
+                occurred_at=_aware(data.placed_at, now),
+                recorded_at=now,
+                data={},
+            )
+        ).returning(OrderEvent.id)
+        salt = tokens.new_salt()
+        token = tokens.derive_token(rt.settings.secret_key, salt)
+        token_row = await AccessToken.insert(
+            AccessToken(
+                token_hash=tokens.hash_token(token),
+                salt=salt,
+                order=order_id,
+                purpose="track",
+                expires_at=tokens.token_expiry(
+                    now,
+                    closed=False,
+                    days_open=rt.settings.token_days_open,
+                    days_after_close=rt.settings.token_days_after_close,
+                ),
+                created_at=now,
+            )
+        ).returning(AccessToken.id)
+        await messaging.enqueue(
+            rt,
+            order_id=order_id,
+            access_token_id=token_row[0]["id"],
+            recipient=phone,
+            locale=lang,
+            kind="order_confirmed",
+            dedupe_key=f"event:{event[0]['id']}",
+            context={
+                "first_name": first_name(data.customer.name),
+                "order_number": data.external_id,
+                "pickup": method is Fulfilment.PICKUP,
+                "store_name": store_name,
+            },
+        )
+    return OrderReceipt(order_id, data.external_id, OrderStatus.PLACED, rt.settings.tracking_url(token))
+
+
+def _struct_dict(struct: Any) -> dict[str, Any]:
+    return {name: getattr(struct, name) for name in struct.__struct_fields__}
+
+
+async def _upsert_customer(data: OrderIn, phone: str, lang: str, now: datetime) -> int:
+    row = await Customer.select(Customer.id).where(Customer.phone == phone).first()
+    values = {"name": data.customer.name, "email": data.customer.email, "locale": lang}
+    if row:
+        await Customer.update(
+            {Customer.name: values["name"], Customer.email: values["email"], Customer.locale: lang}
+        ).where(Customer.id == row["id"])
+        return int(row["id"])
+    inserted = await Customer.insert(Customer(phone=phone, created_at=now, **values)).returning(
+        Customer.id
+    )
+    return int(inserted[0]["id"])
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    external_id: str
+    status: str
+    event_id: int | None
+    duplicate: bool
+
+
+def parse_event_type(value: str) -> EventType:
+    try:
+        event = EventType(value)
+    except ValueError:
+        event = None
+    if event is None or event not in SHOP_EVENTS:
+        allowed = ", ".join(sorted(e.value for e in SHOP_EVENTS))
+        raise Invalid(f"unknown event type {value!r}; one of: {allowed}", field="type")
+    return event
+
+
+async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOutcome:
+    """Apply one shop event: a guarded transition, a timeline entry and maybe an SMS, at once."""
+    event = parse_event_type(data.type)
+    tracking = data.shipment.tracking_number if data.shipment else None
+    async with rt.writing():
+        query = Order.select(
+            Order.id,
+            Order.status,
+            Order.fulfilment,
+            Order.version,
+            Order.store.name.as_alias("store_name"),
+            Order.customer.name.as_alias("customer_name"),
+            Order.customer.phone.as_alias("phone"),
+            Order.customer.locale.as_alias("locale"),
+        ).where(Order.external_id == external_id)
+        if not rt.is_sqlite:
+            # Concurrent events for one order queue up here instead of racing.
+            query = query.lock_rows("UPDATE", of=(Order,))
+        order = await query.first()
+        if order is None:
+            raise NotFound(f"no order with external_id {external_id!r}", field="external_id")
+        parcels = await Shipment.select(
+            Shipment.id, Shipment.tracking_number, Shipment.status
+        ).where(Shipment.order == order["id"])
+        fulfilment = Fulfilment(order["fulfilment"])
+        try:
+            plan = plan_event(
+                fulfilment,
+                OrderStatus(order["status"]),
+                event,
+                {p["tracking_number"]: ShipmentStatus(p["status"]) for p in parcels},
+                tracking,
+            )
+        except InvalidTransition as exc:
+            raise Conflict(str(exc), field="type") from exc
+        except DomainError as exc:
+            raise Invalid(str(exc), field="shipment") from exc
+        if plan.duplicate:
+            return EventOutcome(external_id, order["status"], None, True)
+
+        now = rt.clock.now()
+        shipment_id = await _apply_shipment(order["id"], plan, data, parcels, now)
+        values: dict[Column, Any] = {
+            Order.status: plan.order_status,
+            Order.version: Order.version + 1,
+            Order.updated_at: now,
+        }
+        if is_final(plan.order_status):
+            values[Order.closed_at] = now
+        else:
+            values[Order.closed_at] = None
+        await Order.update(values).where(Order.id == order["id"])
+        await _set_token_expiry(rt, order["id"], now, closed=is_final(plan.order_status))
+        entry = await OrderEvent.insert(
+            OrderEvent(
+                order=order["id"],
+                type=event,
+                occurred_at=_aware(data.occurred_at, now),
+                recorded_at=now,
+                shipment=shipment_id,
+                note=data.note,
+                data={},
+            )
+        ).returning(OrderEvent.id)
+        event_id = entry[0]["id"]
+        kind = sms_for(event, fulfilment)
+        if kind:
+            token = await _track_token(order["id"])
+            await messaging.enqueue(
+                rt,
+                order_id=order["id"],
+                access_token_id=token["id"] if token else None,
+                recipient=order["phone"],
+                locale=order["locale"],
+                kind=kind,
+                dedupe_key=f"event:{event_id}",
+                context={
+                    "first_name": first_name(order["customer_name"]),
+                    "order_number": external_id,
+                    "carrier": data.shipment.carrier if data.shipment else "",
+                    "tracking_number": tracking or "",
+                    "pickup": fulfilment is Fulfilment.PICKUP,
+                    "store_name": order["store_name"],
+                },
+            )
+    return EventOutcome(external_id, plan.order_status, event_id, False)
+
+
+async def _apply_shipment(
+    order_id: int, plan: Any, data: EventIn, parcels: list[dict[str, Any]], now: datetime
+) -> int | None:
+    if plan.shipment_key is None:
+        return None
+    if plan.new_shipment:
+        assert data.shipment is not None
+        inserted = await Shipment.insert(
+            Shipment(
+                order=order_id,
+                key=f"{order_id}:{plan.shipment_key}",
+                tracking_number=plan.shipment_key,
+                carrier=data.shipment.carrier,
+                eta=_aware(data.shipment.eta, now) if data.shipment.eta else None,
+                status=plan.shipment_status,
+                created_at=now,
+                updated_at=now,
+            )
+        ).returning(Shipment.id)
+        return int(inserted[0]["id"])
+    shipment_id = next(p["id"] for p in parcels if p["tracking_number"] == plan.shipment_key)
+    values: dict[Column, Any] = {Shipment.status: plan.shipment_status, Shipment.updated_at: now}
+    if data.shipment and data.shipment.eta:
+        values[Shipment.eta] = _aware(data.shipment.eta, now)
+    await Shipment.update(values).where(Shipment.id == shipment_id)
+    return int(shipment_id)
+
+
+async def _set_token_expiry(rt: Runtime, order_id: int, now: datetime, *, closed: bool) -> None:
+    expires = tokens.token_expiry(
+        now,
+        closed=closed,
+        days_open=rt.settings.token_days_open,
+        days_after_close=rt.settings.token_days_after_close,
+    )
+    await AccessToken.update({AccessToken.expires_at: expires}).where(
+        (AccessToken.order == order_id) & AccessToken.revoked_at.is_null()
+    )
+
+
+async def revoke_links(rt: Runtime, external_id: str) -> int:
+    """Make every link of an order stop working (a new one is not issued here)."""
+    async with rt.writing():
+        order = await Order.select(Order.id).where(Order.external_id == external_id).first()
+        if order is None:
+            raise NotFound(f"no order with external_id {external_id!r}", field="external_id")
+        revoked = await AccessToken.update(
+            {AccessToken.revoked_at: rt.clock.now()}
+        ).where(
+            (AccessToken.order == order["id"]) & AccessToken.revoked_at.is_null()
+        ).returning(AccessToken.id)
+        await Order.update({Order.version: Order.version + 1}).where(Order.id == order["id"])
+    return len(revoked)
+
+
+# ---------------------------------------------------------------------------- reading
+
+@dataclass(frozen=True, slots=True)
+class TrackingState:
+    """The cheap part of a page view: enough to answer an unchanged poll with 304."""
+
+    order_id: int
+    version: int
+    status: str
+    locale: str
+
+    @property
+    def etag(self) -> str:
+        return f'"o{self.order_id}v{self.version}{self.locale}"'
+
+    @property
+    def final(self) -> bool:
+        return is_final(OrderStatus(self.status))
+
+
+@dataclass(slots=True)
+class TrackingView:
+    state: TrackingState
+    order_number: str
+    fulfilment: str
+    first_name: str
+    masked_phone: str
+    currency: str
+    total_minor: int
+    placed_at: datetime
+    timezone: str
+    steps: list[Step]
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    shipments: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    store: dict[str, Any] | None = None
+    address: dict[str, Any] | None = None
+
+
+async def tracking_state(rt: Runtime, token: str) -> TrackingState | None:
+    """None for unknown, malformed, expired and revoked tokens alike."""
+    if not tokens.looks_like_token(token):
+        return None
+    row = await (
+        AccessToken.select(
+            AccessToken.order.id.as_alias("order_id"),
+            AccessToken.order.version.as_alias("version"),
+            AccessToken.order.status.as_alias("status"),
+            AccessToken.order.customer.locale.as_alias("locale"),
+            AccessToken.expires_at,
+            AccessToken.revoked_at,
+        )
+        .where(AccessToken.token_hash == tokens.hash_token(token))
+        .first()
+    )
+    if row is None or not tokens.is_usable(row["expires_at"], row["revoked_at"], rt.clock.now()):
+        return None
+    return TrackingState(row["order_id"], row["version"], row["status"], row["locale"])
+
+
+async def tracking_view(rt: Runtime, state: TrackingState) -> TrackingView:
+    order = await (
+        Order.select(
+            Order.external_id,
+            Order.fulfilment,
+            Order.currency,
+            Order.total_minor,
+            Order.placed_at,
+            Order.delivery_address,
+            Order.customer.name.as_alias("customer_name"),
+            Order.customer.phone.as_alias("phone"),
+            Order.store.name.as_alias("store_name"),
+            Order.store.address.as_alias("store_address"),
+            Order.store.timezone.as_alias("store_timezone"),
+            Order.store.opening_hours.as_alias("store_hours"),
+        )
+        .where(Order.id == state.order_id)
+        .first()
+    )
+    assert order is not None  # the state was read from this order's token a moment ago
+    lines = await (
+        OrderLine.select(OrderLine.name, OrderLine.sku, OrderLine.quantity, OrderLine.unit_price_minor)
+        .where(OrderLine.order == state.order_id)
+        .order_by(OrderLine.position)
+    )
+    shipments = await (
+        Shipment.select(Shipment.id, Shipment.tracking_number, Shipment.carrier, Shipment.eta, Shipment.status)
+        .where(Shipment.order == state.order_id)
+        .order_by(Shipment.id)
+    )
+    events = await (
+        OrderEvent.select(OrderEvent.type, OrderEvent.occurred_at, OrderEvent.shipment, OrderEvent.note)
+        .where(OrderEvent.order == state.order_id)
+        .order_by(OrderEvent.occurred_at, ascending=False)
+        .order_by(OrderEvent.id, ascending=False)
+    )
+    fulfilment = Fulfilment(order["fulfilment"])
+    store = None
+    if order["store_name"]:
+        store = {
+            "name": order["store_name"],
+            "address": _json(order["store_address"]),
+            "timezone": order["store_timezone"],
+            "opening_hours": _json(order["store_hours"]),
+        }
+    tz = store["timezone"] if store else timezone_of(order["phone"], "Europe/Rome")
+    parcel_no = {s["id"]: i + 1 for i, s in enumerate(shipments)}
+    for e in events:
+        e["parcel"] = parcel_no.get(e["shipment"]) if len(shipments) > 1 else None
+    return TrackingView(
+        state=state,
+        order_number=order["external_id"],
+        fulfilment=fulfilment,
+        first_name=first_name(order["customer_name"]),
+        masked_phone=mask(order["phone"]),
+        currency=order["currency"],
+        total_minor=order["total_minor"],
+        placed_at=order["placed_at"],
+        timezone=tz,
+        steps=progress(fulfilment, OrderStatus(state.status)),
+        lines=lines,
+        shipments=shipments,
+        events=events,
+        store=store,
+        address=_partial_address(_json(order["delivery_address"])),
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _partial_address(address: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Enough for the shopper to recognise it; not the street of someone who found the link."""
+    if not address:
+        return None
+    return {"city": address.get("city"), "postcode": address.get("postcode"), "country": address.get("country")}
+
+
+async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
+    """The shop's view of one order (API)."""
+    order = await Order.select(
+        Order.id, Order.external_id, Order.status, Order.fulfilment, Order.currency,
+        Order.total_minor, Order.placed_at, Order.store.code.as_alias("store"),
+    ).where(Order.external_id == external_id).first()
+    if order is None:
+        raise NotFound(f"no order with external_id {external_id!r}", field="external_id")
+    shipments = await Shipment.select(
+        Shipment.id, Shipment.tracking_number, Shipment.carrier, Shipment.eta, Shipment.status
+    ).where(Shipment.order == order["id"]).order_by(Shipment.id)
+    by_id = {s["id"]: s["tracking_number"] for s in shipments}
+    events = await OrderEvent.select(
+        OrderEvent.type, OrderEvent.occurred_at, OrderEvent.recorded_at, OrderEvent.shipment,
+        OrderEvent.note,
+    ).where(OrderEvent.order == order["id"]).order_by(OrderEvent.id)
+    receipt = await _receipt(rt, external_id)
+    return {
+        "id": order["id"],
+        "external_id": order["external_id"],
+        "status": order["status"],
+        "fulfilment": order["fulfilment"],
+        "store": order["store"],
+        "currency": order["currency"],
+        "total": format_decimal_string(order["total_minor"], order["currency"]),
+        "placed_at": order["placed_at"],
+        "tracking_url": receipt.tracking_url if receipt else "",
+        "shipments": [
+            {k: s[k] for k in ("tracking_number", "carrier", "eta", "status")} for s in shipments
+        ],
+        "timeline": [
+            {
+                "type": e["type"],
+                "occurred_at": e["occurred_at"],
+                "recorded_at": e["recorded_at"],
+                "tracking_number": by_id.get(e["shipment"]),
+                "note": e["note"],
+            }
+            for e in events
+        ],
+    }

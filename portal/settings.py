@@ -1,0 +1,113 @@
+"""Typed settings, read once from environment variables (names are in shared/contract.md).
+
+Tests build `Settings(...)` explicitly instead of patching the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789abcdef"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or unsafe; the message says which and why."""
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite:///portal.db"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = DEV_SECRET_KEY
+    env: str = "development"
+    run_scheduler: bool = True
+    default_region: str = "IT"
+    messagebird_access_key: str | None = None
+    messagebird_endpoint: str = "https://rest.messagebird.com"
+    messagebird_originator: str = "Shop"
+    messagebird_signing_key: str | None = None
+    # Not in the contract: tuning knobs with safe defaults.
+    sms_send_timeout: float = 10.0
+    sms_max_attempts: int = 6
+    # How long a message whose send outcome is unknown (timeout, crash mid-send) waits for a
+    # delivery report before it is sent again.
+    sms_unknown_grace_seconds: int = 600
+    dispatch_interval_seconds: float = 5.0
+    dispatch_batch: int = 50
+    poll_seconds: int = 20
+    token_days_open: int = 365
+    token_days_after_close: int = 90
+    max_body_bytes: int = 64 * 1024
+    tracking_rate_limit_per_minute: int = 120
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @property
+    def status_report_url(self) -> str:
+        return f"{self.base_url}/webhooks/messagebird/status"
+
+    def tracking_url(self, token: str) -> str:
+        return f"{self.base_url}/t/{token}"
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        get = env.get
+        d = cls()  # the defaults
+        settings = cls(
+            database_url=get("PORTAL_DATABASE_URL", d.database_url),
+            base_url=get("PORTAL_BASE_URL", d.base_url).rstrip("/"),
+            secret_key=get("PORTAL_SECRET_KEY", DEV_SECRET_KEY),
+            env=get("PORTAL_ENV", d.env).strip().lower(),
+            run_scheduler=_bool(get("PORTAL_RUN_SCHEDULER", "1")),
+            default_region=get("PORTAL_DEFAULT_REGION", d.default_region).upper(),
+            messagebird_access_key=get("MESSAGEBIRD_ACCESS_KEY") or None,
+            messagebird_endpoint=get("MESSAGEBIRD_ENDPOINT", d.messagebird_endpoint).rstrip("/"),
+            messagebird_originator=get("MESSAGEBIRD_ORIGINATOR", d.messagebird_originator),
+            messagebird_signing_key=get("MESSAGEBIRD_SIGNING_KEY") or None,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.env not in {"development", "production"}:
+            raise SettingsError(f"PORTAL_ENV must be development or production, not {self.env!r}")
+        if not (self.database_url.startswith("sqlite:///") or self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        )):
+            raise SettingsError(
+                "PORTAL_DATABASE_URL must look like sqlite:///path.db or postgresql://user@host/db"
+            )
+        if self.production:
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise SettingsError(
+                    "PORTAL_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "when PORTAL_ENV=production"
+                )
+            if not self.base_url.startswith("https://"):
+                raise SettingsError("PORTAL_BASE_URL must be https:// when PORTAL_ENV=production")
+        elif self.secret_key == DEV_SECRET_KEY:
+            log.warning("PORTAL_SECRET_KEY is not set: using the development key")
+        if len(self.messagebird_originator) > 11 and not self.messagebird_originator.lstrip(
+            "+"
+        ).isdigit():
+            raise SettingsError("MESSAGEBIRD_ORIGINATOR: at most 11 letters/digits, or a number")

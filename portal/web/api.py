@@ -1,0 +1,93 @@
+"""The shop's JSON API (/api/v1), bearer API keys. Thin: parse, one service call, JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post, put
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath
+from msgspec import Struct
+
+from portal.runtime import Runtime
+from portal.services import api_keys, orders, stores
+from portal.services.inputs import Code, EventIn, ExternalId, OrderIn, StoreIn
+
+
+async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Runs before the body is read: no key, no parsing."""
+    header = connection.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise NotAuthorizedException(
+            detail="Authorization: Bearer <api key> is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    name = await api_keys.authenticate(key.strip())
+    if name is None:
+        raise NotAuthorizedException(detail="this API key is not valid", headers={"WWW-Authenticate": "Bearer"})
+    connection.scope["state"]["api_client"] = name
+
+
+class OrderReceiptOut(Struct):
+    id: int
+    external_id: str
+    status: str
+    tracking_url: str
+
+
+class EventOut(Struct):
+    external_id: str
+    status: str
+    event_id: int | None
+    duplicate: bool
+
+
+class StoreOut(Struct):
+    code: str
+    name: str
+    timezone: str
+    address: dict[str, Any]
+    phone: str | None
+    opening_hours: dict[str, list[str]]
+
+
+class RevokedOut(Struct):
+    revoked: int
+
+
+class ShopApi(Controller):
+    path = "/api/v1"
+    guards = [require_api_key]
+    tags = ["shop"]
+    security = [{"BearerToken": []}]
+
+    @put("/stores/{code:str}", summary="Create or replace a store")
+    async def put_store(self, rt: Runtime, code: FromPath[Code], data: StoreIn) -> Response[StoreOut]:
+        store, created = await stores.put_store(rt, code, data)
+        return Response(StoreOut(**store), status_code=201 if created else 200)
+
+    @post("/orders", summary="Create an order (idempotent on external_id)")
+    async def create_order(self, rt: Runtime, data: OrderIn) -> Response[OrderReceiptOut]:
+        receipt, created = await orders.create_order(rt, data)
+        body = OrderReceiptOut(receipt.id, receipt.external_id, receipt.status, receipt.tracking_url)
+        return Response(body, status_code=201 if created else 200)
+
+    @get("/orders/{external_id:str}", summary="An order with its status, shipments and timeline")
+    async def get_order(self, rt: Runtime, external_id: FromPath[ExternalId]) -> dict[str, Any]:
+        return await orders.order_detail(rt, external_id)
+
+    @post("/orders/{external_id:str}/events", summary="Record a fulfilment event")
+    async def post_event(
+        self, rt: Runtime, external_id: FromPath[ExternalId], data: EventIn
+    ) -> Response[EventOut]:
+        outcome = await orders.record_event(rt, external_id, data)
+        body = EventOut(outcome.external_id, outcome.status, outcome.event_id, outcome.duplicate)
+        return Response(body, status_code=200 if outcome.duplicate else 201)
+
+    @post("/orders/{external_id:str}/links/revoke", summary="Make the order's links stop working")
+    async def revoke_links(
+        self, request: Request[Any, Any, Any], rt: Runtime, external_id: FromPath[ExternalId]
+    ) -> RevokedOut:
+        return RevokedOut(await orders.revoke_links(rt, external_id))

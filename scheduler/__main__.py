@@ -1,0 +1,44 @@
+"""`python -m scheduler`: the scheduler alone (with PORTAL_RUN_SCHEDULER=0 on the web)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from portal import db
+from portal.logging_setup import configure_logging
+from portal.runtime import build_runtime
+from portal.settings import Settings, SettingsError
+from scheduler.jobs import build_scheduler
+
+log = logging.getLogger("scheduler")
+
+
+async def main() -> int:
+    configure_logging()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    rt = build_runtime(settings)
+    await db.start(rt.engine)
+    scheduler = build_scheduler(rt)
+    scheduler.start()
+    log.info("scheduler running (gateway %s)", rt.gateway.name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    scheduler.shutdown(wait=True)
+    await db.stop(rt.engine)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
