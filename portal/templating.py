@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_skeleton
+from babel.dates import format_date, format_skeleton, format_time
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -22,11 +22,15 @@ def money(minor: int, currency: str, locale: str = "en") -> str:
     return format_currency(from_minor(minor, currency), currency, locale=locale)
 
 
-def when(value: datetime | None, locale: str = "en", tz: str = "UTC", skeleton: str = "yMMMdHm") -> str:
-    """A moment in the reader's zone, as the locale writes it ('23 Nov 2026, 09:12')."""
+def when(value: datetime | None, locale: str = "en", tz: str = "UTC", with_year: bool = True) -> str:
+    """A moment in the reader's zone, as the locale writes it ('Nov 23, 2026, 09:12')."""
     if value is None:
         return ""
-    return format_skeleton(skeleton, value, tzinfo=ZoneInfo(tz), locale=locale)
+    local = value.astimezone(ZoneInfo(tz))
+    date_part = format_date(local, "medium", locale=locale) if with_year else format_skeleton(
+        "MMMd", local, locale=locale
+    )
+    return f"{date_part}, {format_time(local, 'short', locale=locale)}"
 
 
 def day(value: datetime | None, locale: str = "en", tz: str = "UTC", fmt: str = "medium") -> str:
