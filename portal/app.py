@@ -20,8 +20,8 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.stores.memory import MemoryStore
-from litestar.utils.scope.state import ScopeState
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.utils.scope.state import ScopeState
 
 from portal import db
 from portal.clock import Clock
@@ -72,7 +72,8 @@ def _csrf_token(context: Any) -> str:
     request = context.get("request")
     if request is None:
         return ""
-    return ScopeState.from_scope(request.scope).csrf_token or ""
+    token = ScopeState.from_scope(request.scope).csrf_token
+    return token if isinstance(token, str) else ""
 
 
 def _static_version() -> dict[str, str]:
@@ -90,13 +91,16 @@ def create_app(
     clock: Clock | None = None,
     gateway: Gateway | None = None,
     run_scheduler: bool | None = None,
+    runtime: Runtime | None = None,
 ) -> Litestar:
-    rt = build_runtime(settings, clock=clock, gateway=gateway)
+    rt = runtime or build_runtime(settings, clock=clock, gateway=gateway)
     with_scheduler = settings.run_scheduler if run_scheduler is None else run_scheduler
     versions = _static_version()
     rt.templates.globals["static"] = lambda name: f"/static/{name}?v={versions.get(name, '0')}"
     rt.templates.globals["csrf_token"] = pass_context(_csrf_token)
-    rt.templates.globals["dev_inbox"] = not settings.production and not settings.messagebird_access_key
+    rt.templates.globals["dev_inbox"] = (
+        not settings.production and not settings.messagebird_access_key
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -141,7 +145,9 @@ def create_app(
             cookie_samesite="lax",
             exclude=["/api/", "/webhooks/"],
         ),
-        compression_config=CompressionConfig(backend="gzip", minimum_size=512, gzip_compress_level=6),
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=512, gzip_compress_level=6
+        ),
         openapi_config=OpenAPIConfig(
             title="Order portal: shop API",
             version="1.0.0",
@@ -149,7 +155,9 @@ def create_app(
             render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
             components=Components(
                 security_schemes={
-                    "BearerToken": SecurityScheme(type="http", scheme="bearer", description="API key")
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", description="API key"
+                    )
                 }
             ),
         ),
@@ -168,5 +176,3 @@ def app_from_env() -> Litestar:
     """uvicorn's factory (`python -m portal serve`)."""
     configure_logging()
     return create_app(Settings.from_env())
-
-

@@ -25,12 +25,38 @@ HOURS = {d: ["09:30-13:00", "15:00-19:30"] for d in ("mon", "tue", "wed", "thu",
 DEMO_ORDERS = [
     ("DEMO-1001", "Giulia Bianchi", "+39 347 123 4567", "it", "delivery", ["packed", "shipped"]),
     ("DEMO-1002", "Marco Rossi", "+39 333 765 4321", "it", "delivery", []),
-    ("DEMO-1003", "Anna Kowalska", "+48 601 234 567", "pl", "delivery",
-     ["packed", "shipped", "out_for_delivery"]),
-    ("DEMO-1004", "Lucía García", "+34 612 345 678", "es", "delivery",
-     ["packed", "shipped", "out_for_delivery", "delivered"]),
-    ("DEMO-1005", "Emma Clarke", "+39 320 111 2233", "en", "pickup", ["packed", "arrived_in_store"]),
-    ("DEMO-1006", "Paolo Verdi", "+39 345 999 0000", "it", "delivery", ["backordered", "cancelled"]),
+    (
+        "DEMO-1003",
+        "Anna Kowalska",
+        "+48 601 234 567",
+        "pl",
+        "delivery",
+        ["packed", "shipped", "out_for_delivery"],
+    ),
+    (
+        "DEMO-1004",
+        "Lucía García",
+        "+34 612 345 678",
+        "es",
+        "delivery",
+        ["packed", "shipped", "out_for_delivery", "delivered"],
+    ),
+    (
+        "DEMO-1005",
+        "Emma Clarke",
+        "+39 320 111 2233",
+        "en",
+        "pickup",
+        ["packed", "arrived_in_store"],
+    ),
+    (
+        "DEMO-1006",
+        "Paolo Verdi",
+        "+39 345 999 0000",
+        "it",
+        "delivery",
+        ["backordered", "cancelled"],
+    ),
 ]
 
 
@@ -63,7 +89,12 @@ async def seed_demo(rt: Runtime) -> None:
                 customer=CustomerIn(name=name, phone=phone, locale=locale),
                 fulfilment=fulfilment,
                 lines=[
-                    LineIn(sku="TSHIRT-M", name="Organic cotton T-shirt, M", quantity=2, unit_price="19.90"),
+                    LineIn(
+                        sku="TSHIRT-M",
+                        name="Organic cotton T-shirt, M",
+                        quantity=2,
+                        unit_price="19.90",
+                    ),
                     LineIn(sku="MUG-01", name="Ceramic mug", quantity=1, unit_price="12.50"),
                 ],
                 currency="EUR",
@@ -73,7 +104,11 @@ async def seed_demo(rt: Runtime) -> None:
         if created:
             for event in events:
                 shipment = (
-                    ShipmentIn(tracking_number=f"BRT{8_000_000 + n}", carrier="BRT", eta=now + timedelta(days=1))
+                    ShipmentIn(
+                        tracking_number=f"BRT{8_000_000 + n}",
+                        carrier="BRT",
+                        eta=now + timedelta(days=1),
+                    )
                     if event == "shipped"
                     else None
                 )
@@ -95,5 +130,5 @@ async def seed_demo(rt: Runtime) -> None:
         "\nTry it:\n"
         f"  curl -s -X POST {base}/api/v1/orders/DEMO-1002/events \\\n"
         f"    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n"
-        "    -d '{\"type\": \"shipped\", \"shipment\": {\"tracking_number\": \"BRT123\", \"carrier\": \"BRT\"}}'\n"
+        '    -d \'{"type": "shipped", "shipment": {"tracking_number": "BRT123", "carrier": "BRT"}}\'\n'
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789abcdef"
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105
 
 
 class SettingsError(ValueError):
@@ -91,9 +91,10 @@ class Settings:
     def validate(self) -> None:
         if self.env not in {"development", "production"}:
             raise SettingsError(f"PORTAL_ENV must be development or production, not {self.env!r}")
-        if not (self.database_url.startswith("sqlite:///") or self.database_url.startswith(
-            ("postgresql://", "postgres://")
-        )):
+        if not (
+            self.database_url.startswith("sqlite:///")
+            or self.database_url.startswith(("postgresql://", "postgres://"))
+        ):
             raise SettingsError(
                 "PORTAL_DATABASE_URL must look like sqlite:///path.db or postgresql://user@host/db"
             )
@@ -107,7 +108,8 @@ class Settings:
                 raise SettingsError("PORTAL_BASE_URL must be https:// when PORTAL_ENV=production")
         elif self.secret_key == DEV_SECRET_KEY:
             log.warning("PORTAL_SECRET_KEY is not set: using the development key")
-        if len(self.messagebird_originator) > 11 and not self.messagebird_originator.lstrip(
-            "+"
-        ).isdigit():
+        if (
+            len(self.messagebird_originator) > 11
+            and not self.messagebird_originator.lstrip("+").isdigit()
+        ):
             raise SettingsError("MESSAGEBIRD_ORIGINATOR: at most 11 letters/digits, or a number")

@@ -22,13 +22,17 @@ def money(minor: int, currency: str, locale: str = "en") -> str:
     return format_currency(from_minor(minor, currency), currency, locale=locale)
 
 
-def when(value: datetime | None, locale: str = "en", tz: str = "UTC", with_year: bool = True) -> str:
+def when(
+    value: datetime | None, locale: str = "en", tz: str = "UTC", with_year: bool = True
+) -> str:
     """A moment in the reader's zone, as the locale writes it ('Nov 23, 2026, 09:12')."""
     if value is None:
         return ""
     local = value.astimezone(ZoneInfo(tz))
-    date_part = format_date(local, "medium", locale=locale) if with_year else format_skeleton(
-        "MMMd", local, locale=locale
+    date_part = (
+        format_date(local, "medium", locale=locale)
+        if with_year
+        else format_skeleton("MMMd", local, locale=locale)
     )
     return f"{date_part}, {format_time(local, 'short', locale=locale)}"
 

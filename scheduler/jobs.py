@@ -35,7 +35,9 @@ async def dispatch_outbox(rt: Runtime) -> dict[str, int]:
     return counts
 
 
-def _guarded(name: str, job: Callable[[Runtime], Awaitable[Any]], rt: Runtime) -> Callable[[], Awaitable[None]]:
+def _guarded(
+    name: str, job: Callable[[Runtime], Awaitable[Any]], rt: Runtime
+) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         try:
             await job(rt)

@@ -249,7 +249,9 @@ def _plan_shipment_event(
         elif status not in _SHIPPING:
             raise InvalidTransition("order", status, S.SHIPPED)
         after = {**shipments, tracking_number: target}
-        return EventPlan(_order_status(fulfilment, after), tracking_number, target, new_shipment=True)
+        return EventPlan(
+            _order_status(fulfilment, after), tracking_number, target, new_shipment=True
+        )
     if fulfilment is Fulfilment.PICKUP:
         raise InvalidTransition("order", status, OrderStatus(event.value))
     key = _pick_shipment(shipments, tracking_number, status, event)

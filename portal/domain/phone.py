@@ -45,7 +45,7 @@ def mask(e164: str) -> str:
         return "•••"
     shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
     prefix = f"+{number.country_code}"
-    rest = shown[len(prefix):]
+    rest = shown[len(prefix) :]
     digits = sum(c.isdigit() for c in rest)
     out, seen = [], 0
     for c in rest:

@@ -19,14 +19,65 @@ GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 # Look-alikes that would force UCS-2, mapped to GSM-7 letters. Polish first: the reason
 # this exists is that a Polish SMS in UCS-2 costs more than twice as much.
 TRANSLITERATION: dict[str, str] = {
-    "ą": "a", "ć": "c", "ę": "e", "ł": "l", "ń": "n", "ó": "o", "ś": "s", "ź": "z", "ż": "z",
-    "Ą": "A", "Ć": "C", "Ę": "E", "Ł": "L", "Ń": "N", "Ó": "O", "Ś": "S", "Ź": "Z", "Ż": "Z",
-    "á": "a", "í": "i", "ú": "u", "ê": "e", "ë": "e", "î": "i", "ï": "i", "ô": "o", "û": "u",
-    "â": "a", "ã": "a", "õ": "o", "ç": "Ç", "Á": "A", "Í": "I", "Ó": "O", "Ú": "U", "È": "E",
-    "Ì": "I", "Ò": "O", "Ù": "U", "À": "A", "Â": "A", "Ê": "E", "Ô": "O",
-    "‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"',
-    "–": "-", "—": "-", "‐": "-", "…": "...", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
-    "•": "-", "·": ".",
+    "ą": "a",
+    "ć": "c",
+    "ę": "e",
+    "ł": "l",
+    "ń": "n",
+    "ó": "o",
+    "ś": "s",
+    "ź": "z",
+    "ż": "z",
+    "Ą": "A",
+    "Ć": "C",
+    "Ę": "E",
+    "Ł": "L",
+    "Ń": "N",
+    "Ó": "O",
+    "Ś": "S",
+    "Ź": "Z",
+    "Ż": "Z",
+    "á": "a",
+    "í": "i",
+    "ú": "u",
+    "ê": "e",
+    "ë": "e",
+    "î": "i",
+    "ï": "i",
+    "ô": "o",
+    "û": "u",
+    "â": "a",
+    "ã": "a",
+    "õ": "o",
+    "ç": "Ç",
+    "Á": "A",
+    "Í": "I",
+    "Ú": "U",
+    "È": "E",
+    "Ì": "I",
+    "Ò": "O",
+    "Ù": "U",
+    "À": "A",
+    "Â": "A",
+    "Ê": "E",
+    "Ô": "O",
+    "‘": "'",
+    "’": "'",
+    "‚": "'",
+    "“": '"',
+    "”": '"',
+    "„": '"',
+    "«": '"',
+    "»": '"',
+    "–": "-",
+    "—": "-",
+    "‐": "-",
+    "…": "...",
+    "\u00a0": " ",
+    "\u2009": " ",
+    "\u202f": " ",
+    "•": "-",
+    "·": ".",
 }
 
 
@@ -54,10 +105,8 @@ def measure(text: str) -> SmsLength:
         units = len(text.encode("utf-16-le")) // 2
         single, multi, encoding = 70, 67, "ucs2"
     if units <= single:
-        segments = 1 if units else 0
-    else:
-        segments = -(-units // multi)
-    return SmsLength(encoding, units, segments)
+        return SmsLength(encoding, units, 1 if units else 0)
+    return SmsLength(encoding, units, -(-units // multi))  # ceiling division
 
 
 def transliterate(text: str) -> str:

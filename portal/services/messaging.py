@@ -61,7 +61,9 @@ def with_sample_link(rt: Runtime, body: str) -> str:
 def with_link(rt: Runtime, body: str, salt: str | None) -> str:
     if salt is None:
         return body
-    return body.replace(LINK_MARKER, rt.settings.tracking_url(derive_token(rt.settings.secret_key, salt)))
+    return body.replace(
+        LINK_MARKER, rt.settings.tracking_url(derive_token(rt.settings.secret_key, salt))
+    )
 
 
 async def enqueue(
@@ -86,7 +88,13 @@ async def enqueue(
     body = render_sms(rt, kind, locale, context)
     length = measure(with_sample_link(rt, body))
     if length.segments > budget(kind):
-        log.warning("sms %s in %s needs %d segments (budget %d)", kind, locale, length.segments, budget(kind))
+        log.warning(
+            "sms %s in %s needs %d segments (budget %d)",
+            kind,
+            locale,
+            length.segments,
+            budget(kind),
+        )
     now = rt.clock.now()
     await SmsMessage.insert(
         SmsMessage(
@@ -277,9 +285,13 @@ async def apply_status_report(rt: Runtime, report: StatusReport) -> str:
     if mapped is None or not report.reference or not report.reference.isdigit():
         return "unknown"
     async with rt.writing():
-        message = await SmsMessage.select(
-            SmsMessage.id, SmsMessage.status, SmsMessage.recipient, SmsMessage.gateway_id
-        ).where(SmsMessage.id == int(report.reference)).first()
+        message = (
+            await SmsMessage.select(
+                SmsMessage.id, SmsMessage.status, SmsMessage.recipient, SmsMessage.gateway_id
+            )
+            .where(SmsMessage.id == int(report.reference))
+            .first()
+        )
         if message is None:
             return "unknown"
         if report.recipient and report.recipient.lstrip("+") != message["recipient"].lstrip("+"):
@@ -298,9 +310,11 @@ async def apply_status_report(rt: Runtime, report: StatusReport) -> str:
             values[SmsMessage.last_error] = f"delivery report: {report.status}"
         if message["gateway_id"] is None and report.gateway_id:
             values[SmsMessage.gateway_id] = report.gateway_id[:64]
-        updated = await SmsMessage.update(values).where(
-            (SmsMessage.id == message["id"]) & (SmsMessage.status == current)
-        ).returning(SmsMessage.id)
+        updated = (
+            await SmsMessage.update(values)
+            .where((SmsMessage.id == message["id"]) & (SmsMessage.status == current))
+            .returning(SmsMessage.id)
+        )
     return "updated" if updated else "ignored"
 
 

@@ -80,7 +80,9 @@ async def _receipt(rt: Runtime, external_id: str) -> OrderReceipt | None:
     if row is None:
         return None
     salt = await _track_salt(row["id"])
-    url = rt.settings.tracking_url(tokens.derive_token(rt.settings.secret_key, salt)) if salt else ""
+    url = (
+        rt.settings.tracking_url(tokens.derive_token(rt.settings.secret_key, salt)) if salt else ""
+    )
     return OrderReceipt(row["id"], row["external_id"], row["status"], url)
 
 
@@ -131,16 +133,22 @@ async def _insert_order(
         store_id = None
         store_name = None
         if isinstance(data.fulfilment, PickupIn):
-            store = await Store.select(Store.id, Store.name).where(
-                Store.code == data.fulfilment.store
-            ).first()
+            store = (
+                await Store.select(Store.id, Store.name)
+                .where(Store.code == data.fulfilment.store)
+                .first()
+            )
             if store is None:
-                raise Invalid(f"no store with code {data.fulfilment.store!r}", field="fulfilment.store")
+                raise Invalid(
+                    f"no store with code {data.fulfilment.store!r}", field="fulfilment.store"
+                )
             store_id, store_name = store["id"], store["name"]
             method, address = Fulfilment.PICKUP, None
         else:
             method = Fulfilment.DELIVERY
-            address = {k: v for k, v in _struct_dict(data.fulfilment.address).items() if v is not None}
+            address = {
+                k: v for k, v in _struct_dict(data.fulfilment.address).items() if v is not None
+            }
             address["country"] = address["country"].upper()
 
         customer_id = await _upsert_customer(data, phone, lang, now)
@@ -215,7 +223,9 @@ async def _insert_order(
                 "store_name": store_name,
             },
         )
-    return OrderReceipt(order_id, data.external_id, OrderStatus.PLACED, rt.settings.tracking_url(token))
+    return OrderReceipt(
+        order_id, data.external_id, OrderStatus.PLACED, rt.settings.tracking_url(token)
+    )
 
 
 def _struct_dict(struct: Any) -> dict[str, Any]:
@@ -224,15 +234,15 @@ def _struct_dict(struct: Any) -> dict[str, Any]:
 
 async def _upsert_customer(data: OrderIn, phone: str, lang: str, now: datetime) -> int:
     row = await Customer.select(Customer.id).where(Customer.phone == phone).first()
-    values = {"name": data.customer.name, "email": data.customer.email, "locale": lang}
+    name, email = data.customer.name, data.customer.email
     if row:
         await Customer.update(
-            {Customer.name: values["name"], Customer.email: values["email"], Customer.locale: lang}
+            {Customer.name: name, Customer.email: email, Customer.locale: lang}
         ).where(Customer.id == row["id"])
         return int(row["id"])
-    inserted = await Customer.insert(Customer(phone=phone, created_at=now, **values)).returning(
-        Customer.id
-    )
+    inserted = await Customer.insert(
+        Customer(phone=phone, name=name, email=email, locale=lang, created_at=now)
+    ).returning(Customer.id)
     return int(inserted[0]["id"])
 
 
@@ -297,7 +307,7 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
 
         now = rt.clock.now()
         shipment_id = await _apply_shipment(order["id"], plan, data, parcels, now)
-        values: dict[Column, Any] = {
+        values: dict[Column | str, Any] = {
             Order.status: plan.order_status,
             Order.version: Order.version + 1,
             Order.updated_at: now,
@@ -364,7 +374,10 @@ async def _apply_shipment(
         ).returning(Shipment.id)
         return int(inserted[0]["id"])
     shipment_id = next(p["id"] for p in parcels if p["tracking_number"] == plan.shipment_key)
-    values: dict[Column, Any] = {Shipment.status: plan.shipment_status, Shipment.updated_at: now}
+    values: dict[Column | str, Any] = {
+        Shipment.status: plan.shipment_status,
+        Shipment.updated_at: now,
+    }
     if data.shipment and data.shipment.eta:
         values[Shipment.eta] = _aware(data.shipment.eta, now)
     await Shipment.update(values).where(Shipment.id == shipment_id)
@@ -389,16 +402,17 @@ async def revoke_links(rt: Runtime, external_id: str) -> int:
         order = await Order.select(Order.id).where(Order.external_id == external_id).first()
         if order is None:
             raise NotFound(f"no order with external_id {external_id!r}", field="external_id")
-        revoked = await AccessToken.update(
-            {AccessToken.revoked_at: rt.clock.now()}
-        ).where(
-            (AccessToken.order == order["id"]) & AccessToken.revoked_at.is_null()
-        ).returning(AccessToken.id)
+        revoked = (
+            await AccessToken.update({AccessToken.revoked_at: rt.clock.now()})
+            .where((AccessToken.order == order["id"]) & AccessToken.revoked_at.is_null())
+            .returning(AccessToken.id)
+        )
         await Order.update({Order.version: Order.version + 1}).where(Order.id == order["id"])
     return len(revoked)
 
 
 # ---------------------------------------------------------------------------- reading
+
 
 @dataclass(frozen=True, slots=True)
 class TrackingState:
@@ -446,7 +460,7 @@ async def tracking_state(rt: Runtime, token: str) -> TrackingState | None:
             AccessToken.order.id.as_alias("order_id"),
             AccessToken.order.version.as_alias("version"),
             AccessToken.order.status.as_alias("status"),
-            AccessToken.order.customer.locale.as_alias("locale"),
+            AccessToken.order.customer.locale.as_alias("locale"),  # type: ignore[union-attr]
             AccessToken.expires_at,
             AccessToken.revoked_at,
         )
@@ -479,17 +493,23 @@ async def tracking_view(rt: Runtime, state: TrackingState) -> TrackingView:
     )
     assert order is not None  # the state was read from this order's token a moment ago
     lines = await (
-        OrderLine.select(OrderLine.name, OrderLine.sku, OrderLine.quantity, OrderLine.unit_price_minor)
+        OrderLine.select(
+            OrderLine.name, OrderLine.sku, OrderLine.quantity, OrderLine.unit_price_minor
+        )
         .where(OrderLine.order == state.order_id)
         .order_by(OrderLine.position)
     )
     shipments = await (
-        Shipment.select(Shipment.id, Shipment.tracking_number, Shipment.carrier, Shipment.eta, Shipment.status)
+        Shipment.select(
+            Shipment.id, Shipment.tracking_number, Shipment.carrier, Shipment.eta, Shipment.status
+        )
         .where(Shipment.order == state.order_id)
         .order_by(Shipment.id)
     )
     events = await (
-        OrderEvent.select(OrderEvent.type, OrderEvent.occurred_at, OrderEvent.shipment, OrderEvent.note)
+        OrderEvent.select(
+            OrderEvent.type, OrderEvent.occurred_at, OrderEvent.shipment, OrderEvent.note
+        )
         .where(OrderEvent.order == state.order_id)
         .order_by(OrderEvent.occurred_at, ascending=False)
         .order_by(OrderEvent.id, ascending=False)
@@ -534,25 +554,50 @@ def _partial_address(address: dict[str, Any] | None) -> dict[str, Any] | None:
     """Enough for the shopper to recognise it; not the street of someone who found the link."""
     if not address:
         return None
-    return {"city": address.get("city"), "postcode": address.get("postcode"), "country": address.get("country")}
+    return {
+        "city": address.get("city"),
+        "postcode": address.get("postcode"),
+        "country": address.get("country"),
+    }
 
 
 async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
     """The shop's view of one order (API)."""
-    order = await Order.select(
-        Order.id, Order.external_id, Order.status, Order.fulfilment, Order.currency,
-        Order.total_minor, Order.placed_at, Order.store.code.as_alias("store"),
-    ).where(Order.external_id == external_id).first()
+    order = (
+        await Order.select(
+            Order.id,
+            Order.external_id,
+            Order.status,
+            Order.fulfilment,
+            Order.currency,
+            Order.total_minor,
+            Order.placed_at,
+            Order.store.code.as_alias("store"),
+        )
+        .where(Order.external_id == external_id)
+        .first()
+    )
     if order is None:
         raise NotFound(f"no order with external_id {external_id!r}", field="external_id")
-    shipments = await Shipment.select(
-        Shipment.id, Shipment.tracking_number, Shipment.carrier, Shipment.eta, Shipment.status
-    ).where(Shipment.order == order["id"]).order_by(Shipment.id)
+    shipments = (
+        await Shipment.select(
+            Shipment.id, Shipment.tracking_number, Shipment.carrier, Shipment.eta, Shipment.status
+        )
+        .where(Shipment.order == order["id"])
+        .order_by(Shipment.id)
+    )
     by_id = {s["id"]: s["tracking_number"] for s in shipments}
-    events = await OrderEvent.select(
-        OrderEvent.type, OrderEvent.occurred_at, OrderEvent.recorded_at, OrderEvent.shipment,
-        OrderEvent.note,
-    ).where(OrderEvent.order == order["id"]).order_by(OrderEvent.id)
+    events = (
+        await OrderEvent.select(
+            OrderEvent.type,
+            OrderEvent.occurred_at,
+            OrderEvent.recorded_at,
+            OrderEvent.shipment,
+            OrderEvent.note,
+        )
+        .where(OrderEvent.order == order["id"])
+        .order_by(OrderEvent.id)
+    )
     receipt = await _receipt(rt, external_id)
     return {
         "id": order["id"],

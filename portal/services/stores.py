@@ -49,7 +49,12 @@ async def put_store(rt: Runtime, code: str, data: StoreIn) -> tuple[dict[str, An
                         {getattr(Store, k): v for k, v in values.items()} | {Store.updated_at: now}
                     ).where(Store.id == existing["id"])
                     return {"code": code, **values}, False
-                await Store.insert(Store(code=code, created_at=now, updated_at=now, **values))
+                await Store.insert(
+                    Store(
+                        {Store.code: code, Store.created_at: now, Store.updated_at: now}
+                        | {getattr(Store, k): v for k, v in values.items()}
+                    )
+                )
                 return {"code": code, **values}, True
         except Exception as exc:
             if not db.is_unique_violation(exc):

@@ -35,7 +35,9 @@ class TimeoutHttpClient(HttpClient):
         self.timeout = timeout
         self.session = requests.Session()
 
-    def request(self, path: str, method: str = "GET", params: Any = None, format: Any = None) -> str:  # noqa: A002
+    def request(
+        self, path: str, method: str = "GET", params: Any = None, format: Any = None
+    ) -> str:
         from messagebird.serde import json_serialize
 
         headers = {
@@ -46,10 +48,16 @@ class TimeoutHttpClient(HttpClient):
         }
         url = urljoin(self.endpoint, path)
         if method == "GET":
-            response = self.session.get(url, headers=headers, params=params or {}, timeout=self.timeout)
+            response = self.session.get(
+                url, headers=headers, params=params or {}, timeout=self.timeout
+            )
         else:
             response = self.session.request(
-                method, url, headers=headers, data=json_serialize(params or {}), timeout=self.timeout
+                method,
+                url,
+                headers=headers,
+                data=json_serialize(params or {}),
+                timeout=self.timeout,
             )
         if response.status_code not in self._SUPPORTED:
             response.raise_for_status()
@@ -70,7 +78,8 @@ class MessageBirdGateway:
         validity_seconds: int | None = None,
     ) -> None:
         self.client = Client(
-            access_key, http_client=TimeoutHttpClient(endpoint.rstrip("/") + "/", access_key, timeout)
+            access_key,
+            http_client=TimeoutHttpClient(endpoint.rstrip("/") + "/", access_key, timeout),
         )
         self.originator = originator
         self.report_url = report_url
@@ -101,7 +110,8 @@ class MessageBirdGateway:
         except ErrorException as exc:
             codes = {getattr(e, "code", None) for e in exc.errors}
             text = "; ".join(
-                f"{getattr(e, 'code', '?')} {getattr(e, 'description', '')}".strip() for e in exc.errors
+                f"{getattr(e, 'code', '?')} {getattr(e, 'description', '')}".strip()
+                for e in exc.errors
             )
             if codes & _PERMANENT_CODES:
                 raise PermanentError(f"messagebird refused: {text}") from exc

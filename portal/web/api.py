@@ -11,22 +11,27 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 from msgspec import Struct
 
-from portal.runtime import Runtime
 from portal.services import api_keys, orders, stores
 from portal.services.inputs import Code, EventIn, ExternalId, OrderIn, StoreIn
+from portal.web.deps import RT
 
 
-async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def require_api_key(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     """Runs before the body is read: no key, no parsing."""
     header = connection.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise NotAuthorizedException(
-            detail="Authorization: Bearer <api key> is required", headers={"WWW-Authenticate": "Bearer"}
+            detail="Authorization: Bearer <api key> is required",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     name = await api_keys.authenticate(key.strip())
     if name is None:
-        raise NotAuthorizedException(detail="this API key is not valid", headers={"WWW-Authenticate": "Bearer"})
+        raise NotAuthorizedException(
+            detail="this API key is not valid", headers={"WWW-Authenticate": "Bearer"}
+        )
     connection.scope["state"]["api_client"] = name
 
 
@@ -64,23 +69,25 @@ class ShopApi(Controller):
     security = [{"BearerToken": []}]
 
     @put("/stores/{code:str}", summary="Create or replace a store")
-    async def put_store(self, rt: Runtime, code: FromPath[Code], data: StoreIn) -> Response[StoreOut]:
+    async def put_store(self, rt: RT, code: FromPath[Code], data: StoreIn) -> Response[StoreOut]:
         store, created = await stores.put_store(rt, code, data)
         return Response(StoreOut(**store), status_code=201 if created else 200)
 
     @post("/orders", summary="Create an order (idempotent on external_id)")
-    async def create_order(self, rt: Runtime, data: OrderIn) -> Response[OrderReceiptOut]:
+    async def create_order(self, rt: RT, data: OrderIn) -> Response[OrderReceiptOut]:
         receipt, created = await orders.create_order(rt, data)
-        body = OrderReceiptOut(receipt.id, receipt.external_id, receipt.status, receipt.tracking_url)
+        body = OrderReceiptOut(
+            receipt.id, receipt.external_id, receipt.status, receipt.tracking_url
+        )
         return Response(body, status_code=201 if created else 200)
 
     @get("/orders/{external_id:str}", summary="An order with its status, shipments and timeline")
-    async def get_order(self, rt: Runtime, external_id: FromPath[ExternalId]) -> dict[str, Any]:
+    async def get_order(self, rt: RT, external_id: FromPath[ExternalId]) -> dict[str, Any]:
         return await orders.order_detail(rt, external_id)
 
     @post("/orders/{external_id:str}/events", summary="Record a fulfilment event")
     async def post_event(
-        self, rt: Runtime, external_id: FromPath[ExternalId], data: EventIn
+        self, rt: RT, external_id: FromPath[ExternalId], data: EventIn
     ) -> Response[EventOut]:
         outcome = await orders.record_event(rt, external_id, data)
         body = EventOut(outcome.external_id, outcome.status, outcome.event_id, outcome.duplicate)
@@ -88,6 +95,6 @@ class ShopApi(Controller):
 
     @post("/orders/{external_id:str}/links/revoke", summary="Make the order's links stop working")
     async def revoke_links(
-        self, request: Request[Any, Any, Any], rt: Runtime, external_id: FromPath[ExternalId]
+        self, request: Request[Any, Any, Any], rt: RT, external_id: FromPath[ExternalId]
     ) -> RevokedOut:
         return RevokedOut(await orders.revoke_links(rt, external_id))

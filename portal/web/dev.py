@@ -7,8 +7,8 @@ from typing import Any
 from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
 
-from portal.runtime import Runtime
 from portal.services import messaging
+from portal.web.deps import RT
 from portal.web.render import render
 
 
@@ -17,8 +17,10 @@ class DevController(Controller):
     include_in_schema = False
 
     @get("/sms", name="dev_sms")
-    async def inbox(self, request: Request[Any, Any, Any], rt: Runtime) -> Response[Any]:
+    async def inbox(self, request: Request[Any, Any, Any], rt: RT) -> Response[Any]:
         if rt.settings.production or rt.settings.messagebird_access_key:
             raise NotFoundException()
         messages = await messaging.recent_messages(rt)
-        return render(request, "dev/sms.html", {"messages": messages, "base_url": rt.settings.base_url})
+        return render(
+            request, "dev/sms.html", {"messages": messages, "base_url": rt.settings.base_url}
+        )

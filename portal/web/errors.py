@@ -49,8 +49,11 @@ def _page(request: Request[Any, Any, Any], status: int, message: str) -> Respons
         )
     except Exception:  # the error page itself failed: answer plainly rather than not at all
         log.exception("error page failed")
-        return Response(f"<!doctype html><title>{title}</title><h1>{title}</h1>", status_code=status,
-                        media_type=MediaType.HTML)
+        return Response(
+            f"<!doctype html><title>{title}</title><h1>{title}</h1>",
+            status_code=status,
+            media_type=MediaType.HTML,
+        )
 
 
 def validation_detail(exc: ValidationException) -> tuple[str, str | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import MediaType, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from portal.runtime import Runtime
+from portal.web.deps import RT
 
 
 @get("/healthz", include_in_schema=False)
@@ -14,7 +14,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(rt: Runtime) -> Response[dict[str, str]]:
+async def readyz(rt: RT) -> Response[dict[str, str]]:
     try:
         await rt.engine.run_ddl("SELECT 1")
     except Exception as exc:  # any failure means "not ready", never a 500

@@ -10,8 +10,8 @@ from litestar.params import FromPath
 from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
 
 from portal.domain.locale import page_locale
-from portal.runtime import Runtime
 from portal.services import orders
+from portal.web.deps import RT
 from portal.web.limits import MissLimiter
 from portal.web.render import render
 
@@ -27,7 +27,7 @@ class ShopperController(Controller):
     path = "/t"
 
     async def _state(
-        self, request: Request[Any, Any, Any], rt: Runtime, token: str
+        self, request: Request[Any, Any, Any], rt: RT, token: str
     ) -> orders.TrackingState | None:
         limiter: MissLimiter = request.app.state.miss_limiter
         if await limiter.blocked(request):
@@ -54,7 +54,9 @@ class ShopperController(Controller):
         )
 
     @get("/{token:str}", name="track")
-    async def page(self, request: Request[Any, Any, Any], rt: Runtime, token: FromPath[str]) -> Response[Any]:
+    async def page(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
         state = await self._state(request, rt, token)
         if state is None:
             return self._not_found(request, fragment=False)
@@ -68,7 +70,7 @@ class ShopperController(Controller):
 
     @get("/{token:str}/progress", name="track_progress")
     async def progress(
-        self, request: Request[Any, Any, Any], rt: Runtime, token: FromPath[str]
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
     ) -> Response[Any]:
         state = await self._state(request, rt, token)
         if state is None:
@@ -81,7 +83,12 @@ class ShopperController(Controller):
         # 286 tells htmx to stop polling; the final fragment also has no trigger left.
         status = 286 if state.final and request.headers.get("hx-request") else 200
         return render(
-            request, PAGE, _context(rt, token, view), block="progress", status_code=status, headers=headers
+            request,
+            PAGE,
+            _context(rt, token, view),
+            block="progress",
+            status_code=status,
+            headers=headers,
         )
 
 
@@ -92,7 +99,7 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return etag in candidates or "*" in candidates
 
 
-def _context(rt: Runtime, token: str, view: orders.TrackingView) -> dict[str, Any]:
+def _context(rt: RT, token: str, view: orders.TrackingView) -> dict[str, Any]:
     return {
         "v": view,
         "token": token,

@@ -13,13 +13,13 @@ from litestar.exceptions import NotAuthorizedException
 from messagebird.error import ValidationError as SignatureError
 from messagebird.request_validator import RequestValidator
 
-from portal.runtime import Runtime
 from portal.services import messaging
+from portal.web.deps import RT
 
 log = logging.getLogger(__name__)
 
 
-async def verified_params(request: Request[Any, Any, Any], rt: Runtime) -> dict[str, str]:
+async def verified_params(request: Request[Any, Any, Any], rt: RT) -> dict[str, str]:
     """The call's parameters (query, then form or JSON body), after the signature check."""
     body = await request.body()
     key = rt.settings.messagebird_signing_key
@@ -32,7 +32,9 @@ async def verified_params(request: Request[Any, Any, Any], rt: Runtime) -> dict[
         try:
             RequestValidator(key).validate_signature(signature, url, body)
         except SignatureError as exc:
-            raise NotAuthorizedException(detail="MessageBird-Signature-JWT is missing or invalid") from exc
+            raise NotAuthorizedException(
+                detail="MessageBird-Signature-JWT is missing or invalid"
+            ) from exc
     params = dict(request.query_params.items())
     if body:
         content_type = request.headers.get("content-type", "")
@@ -42,7 +44,9 @@ async def verified_params(request: Request[Any, Any, Any], rt: Runtime) -> dict[
             except Exception:  # a malformed body is answered, not raised
                 data = None
             if isinstance(data, dict):
-                params.update({k: str(v) for k, v in data.items() if not isinstance(v, dict | list)})
+                params.update(
+                    {k: str(v) for k, v in data.items() if not isinstance(v, dict | list)}
+                )
         else:
             params.update(parse_qsl(body.decode("utf-8", "replace")))
     return params
@@ -62,7 +66,7 @@ class MessageBirdWebhooks(Controller):
     include_in_schema = False
 
     @route("/status", http_method=["GET", "POST"], status_code=200)
-    async def status(self, request: Request[Any, Any, Any], rt: Runtime) -> Response[dict[str, str]]:
+    async def status(self, request: Request[Any, Any, Any], rt: RT) -> Response[dict[str, str]]:
         params = await verified_params(request, rt)
         report = messaging.StatusReport(
             reference=params.get("reference"),
