@@ -56,6 +56,9 @@ def _page(request: Request[Any, Any, Any], status: int, message: str) -> Respons
         )
 
 
+_DECODE_HINTS = ("malformed", "truncated", "invalid character", "trailing characters", "utf-8")
+
+
 def validation_detail(exc: ValidationException) -> tuple[str, str | None]:
     """'lines[0].quantity: Expected `int` >= 1' from msgspec's '... - at `$.lines[0].quantity`'."""
     extra = exc.extra if isinstance(exc.extra, list) else []
@@ -69,8 +72,8 @@ def validation_detail(exc: ValidationException) -> tuple[str, str | None]:
             field = path.rstrip("`").lstrip(".") or None
         elif item.get("key") and item.get("key") != "body":
             field = str(item["key"])
-        if "JSON is malformed" in message or "malformed" in message.lower():
-            return "the body is not valid JSON", None
+        if field is None and any(hint in message.lower() for hint in _DECODE_HINTS):
+            return f"the body is not valid JSON ({message})", None
         return (f"{field}: {message}" if field else message), field
     return exc.detail or "the request is not valid", None
 
@@ -93,8 +96,11 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     if status >= 500:
         log.error("http %s on %s %s", status, request.method, request.scope.get("route_handler"))
     headers = exc.headers or None
+    detail = exc.detail
+    if status == 400 and any(hint in detail.lower() for hint in _DECODE_HINTS):
+        detail = f"the body is not valid JSON ({detail})"
     if _wants_json(request):
-        response = _json(status, exc.detail)
+        response = _json(status, detail)
     else:
         response = _page(request, status, exc.detail if status < 500 else "")
     if headers:
