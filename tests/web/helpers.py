@@ -10,7 +10,9 @@ from tests.conftest import BASE_URL
 from tests.factories import order_payload
 
 
-async def create_order(client: httpx.AsyncClient, auth: dict[str, str], **overrides: Any) -> dict[str, Any]:
+async def create_order(
+    client: httpx.AsyncClient, auth: dict[str, str], **overrides: Any
+) -> dict[str, Any]:
     response = await client.post("/api/v1/orders", json=order_payload(**overrides), headers=auth)
     assert response.status_code == 201, response.text
     return response.json()
@@ -29,8 +31,14 @@ async def post_event(
     )
 
 
-async def ship(client: httpx.AsyncClient, auth: dict[str, str], external_id: str, tracking: str = "BRT123") -> None:
+async def ship(
+    client: httpx.AsyncClient, auth: dict[str, str], external_id: str, tracking: str = "BRT123"
+) -> None:
     response = await post_event(
-        client, auth, external_id, "shipped", shipment={"tracking_number": tracking, "carrier": "BRT"}
+        client,
+        auth,
+        external_id,
+        "shipped",
+        shipment={"tracking_number": tracking, "carrier": "BRT"},
     )
     assert response.status_code == 201, response.text

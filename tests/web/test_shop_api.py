@@ -65,7 +65,11 @@ async def test_racing_twins_of_one_order_make_exactly_one_order(client, auth):
         (lambda b: b["customer"].update(phone="123"), 422, "customer.phone"),
         (lambda b: b["customer"].update(phone="not a phone"), 422, "customer.phone"),
         (lambda b: b.update(currency="XYZ"), 422, "currency"),
-        (lambda b: b.update(fulfilment={"method": "pickup", "store": "NOPE"}), 422, "fulfilment.store"),
+        (
+            lambda b: b.update(fulfilment={"method": "pickup", "store": "NOPE"}),
+            422,
+            "fulfilment.store",
+        ),
         (lambda b: b.update(fulfilment={"method": "drone"}), 400, "fulfilment"),
         (lambda b: b.update(external_id="has spaces"), 400, "external_id"),
     ],
@@ -98,7 +102,9 @@ async def test_an_oversized_body_is_refused_before_it_is_read(client, auth):
     body["lines"][0]["name"] = "x" * 200
     body["lines"] = body["lines"] * 200  # > 64 KB
     response = await client.post(
-        "/api/v1/orders", content=json.dumps(body).encode(), headers={**auth, "Content-Type": "application/json"}
+        "/api/v1/orders",
+        content=json.dumps(body).encode(),
+        headers={**auth, "Content-Type": "application/json"},
     )
     assert response.status_code == 413
     assert await counts() == (0, 0, 0)
@@ -106,7 +112,12 @@ async def test_an_oversized_body_is_refused_before_it_is_read(client, auth):
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer pk_wrong"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}],
+    [
+        {},
+        {"Authorization": "Bearer pk_wrong"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+    ],
 )
 async def test_the_api_refuses_callers_without_a_valid_key(client, headers):
     response = await client.post("/api/v1/orders", json=order_payload(), headers=headers)
@@ -131,7 +142,12 @@ async def test_events_move_the_order_on_and_show_in_its_timeline(client, auth):
     assert response.json()["status"] == "out_for_delivery"
     detail = (await client.get("/api/v1/orders/WEB-EV", headers=auth)).json()
     assert detail["status"] == "out_for_delivery"
-    assert [e["type"] for e in detail["timeline"]] == ["placed", "packed", "shipped", "out_for_delivery"]
+    assert [e["type"] for e in detail["timeline"]] == [
+        "placed",
+        "packed",
+        "shipped",
+        "out_for_delivery",
+    ]
     assert detail["shipments"] == [
         {"tracking_number": "BRT123", "carrier": "BRT", "eta": None, "status": "out_for_delivery"}
     ]
@@ -191,16 +207,22 @@ async def test_a_split_delivery_is_delivered_only_when_every_parcel_is(client, a
     ambiguous = await post_event(client, auth, "WEB-SPLIT", "delivered")
     assert ambiguous.status_code == 422
     assert "2 shipments" in ambiguous.json()["detail"]
-    first = await post_event(client, auth, "WEB-SPLIT", "delivered", shipment={"tracking_number": "P1"})
+    first = await post_event(
+        client, auth, "WEB-SPLIT", "delivered", shipment={"tracking_number": "P1"}
+    )
     assert first.json()["status"] == "shipped"
-    second = await post_event(client, auth, "WEB-SPLIT", "delivered", shipment={"tracking_number": "P2"})
+    second = await post_event(
+        client, auth, "WEB-SPLIT", "delivered", shipment={"tracking_number": "P2"}
+    )
     assert second.json()["status"] == "delivered"
 
 
 async def test_stores_are_created_then_updated_by_put(client, auth):
     created = await client.put("/api/v1/stores/MI01", json=store_payload(), headers=auth)
     assert created.status_code == 201, created.text
-    updated = await client.put("/api/v1/stores/MI01", json=store_payload(name="Milano Duomo"), headers=auth)
+    updated = await client.put(
+        "/api/v1/stores/MI01", json=store_payload(name="Milano Duomo"), headers=auth
+    )
     assert updated.status_code == 200
     assert updated.json()["name"] == "Milano Duomo"
 
@@ -231,7 +253,9 @@ async def test_a_pickup_order_names_its_store_in_the_confirmation(client, auth):
     )
     sms = await SmsMessage.select().first()
     assert "for pickup at Milano Centro" in sms["body"]
-    assert (await post_event(client, auth, "WEB-PICK", "arrived_in_store")).json()["status"] == "arrived_in_store"
+    assert (await post_event(client, auth, "WEB-PICK", "arrived_in_store")).json()[
+        "status"
+    ] == "arrived_in_store"
 
 
 async def test_the_openapi_schema_describes_the_shop_api(client):
