@@ -38,13 +38,13 @@ async def status_of(row) -> str:
     ],
 )
 async def test_each_messagebird_status_updates_the_message(rt, sent, reported, expected):
-    row, msg = sent
+    row, _msg = sent
     await messaging.apply_status_report(rt, report(row, reported, msg["id"]))
     assert await status_of(row) == expected
 
 
 async def test_a_late_sent_report_does_not_undo_delivered(rt, sent):
-    row, msg = sent
+    row, _msg = sent
     assert await messaging.apply_status_report(rt, report(row, "delivered", msg["id"])) == "updated"
     assert await messaging.apply_status_report(rt, report(row, "sent", msg["id"])) == "ignored"
     assert await messaging.apply_status_report(rt, report(row, "delivered", msg["id"])) == "ignored"
@@ -52,7 +52,7 @@ async def test_a_late_sent_report_does_not_undo_delivered(rt, sent):
 
 
 async def test_reports_for_other_messages_or_numbers_change_nothing(rt, sent):
-    row, msg = sent
+    row, _msg = sent
     assert (
         await messaging.apply_status_report(rt, report(row, "delivered", recipient="390000000"))
         == "unknown"

@@ -105,7 +105,7 @@ async def test_with_a_signing_key_a_correctly_signed_report_is_accepted(client, 
 async def test_with_a_signing_key_unsigned_forged_or_altered_reports_get_401(
     client, sent, signed_app
 ):
-    row, msg = sent
+    row, _msg = sent
     query = f"reference={row['id']}&status=delivered&recipient=393471234567"
     url = f"http://portal.test{STATUS_PATH}?{query}"
     attempts = [
