@@ -38,13 +38,13 @@ async def status_of(row) -> str:
     ],
 )
 async def test_each_messagebird_status_updates_the_message(rt, sent, reported, expected):
-    row, _msg = sent
+    row, msg = sent
     await messaging.apply_status_report(rt, report(row, reported, msg["id"]))
     assert await status_of(row) == expected
 
 
 async def test_a_late_sent_report_does_not_undo_delivered(rt, sent):
-    row, _msg = sent
+    row, msg = sent
     assert await messaging.apply_status_report(rt, report(row, "delivered", msg["id"])) == "updated"
     assert await messaging.apply_status_report(rt, report(row, "sent", msg["id"])) == "ignored"
     assert await messaging.apply_status_report(rt, report(row, "delivered", msg["id"])) == "ignored"
