@@ -6,11 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 
 from portal.logging_setup import configure_logging
-from portal.settings import Settings, SettingsError
+from portal.settings import Settings, from_env_or_explain
 
 
 async def migrate(settings: Settings) -> None:
@@ -56,10 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     configure_logging()
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+    settings = from_env_or_explain()
+    if settings is None:
         return 2
 
     if args.command == "migrate":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -113,3 +114,12 @@ class Settings:
             and not self.messagebird_originator.lstrip("+").isdigit()
         ):
             raise SettingsError("MESSAGEBIRD_ORIGINATOR: at most 11 letters/digits, or a number")
+
+
+def from_env_or_explain() -> Settings | None:
+    """Settings for a command; on a bad setting, say which on stderr and return None."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return None

@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 
 from portal import db
 from portal.logging_setup import configure_logging
 from portal.runtime import build_runtime
-from portal.settings import Settings, SettingsError
+from portal.settings import from_env_or_explain
 from scheduler.jobs import build_scheduler
 
 log = logging.getLogger("scheduler")
@@ -19,10 +18,8 @@ log = logging.getLogger("scheduler")
 
 async def main() -> int:
     configure_logging()
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+    settings = from_env_or_explain()
+    if settings is None:
         return 2
     rt = build_runtime(settings)
     await db.start(rt.engine)
