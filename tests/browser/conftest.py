@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from portal.app import create_app
 from portal.settings import Settings
@@ -39,12 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PHONE = {
-    "viewport": {"width": 390, "height": 844},
-    "is_mobile": True,
-    "has_touch": True,
-    "device_scale_factor": 3,
-}
 LINK_RE = re.compile(r"https?://\S+/t/[A-Za-z0-9_-]+")
 
 
@@ -165,8 +159,14 @@ def live_server(db_url: str, fake_mb: FakeMessageBird) -> Iterator[LiveServer]:
         assert not thread.is_alive(), "the live server did not stop within 10s"
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+@pytest.fixture
+def browser(db_url: str) -> Iterator[Browser]:
+    """One Chromium per test, started after the database is ready.
+
+    While the sync Playwright API is active, its event loop counts as running in this thread,
+    so `asyncio.run` fails there, and the PostgreSQL fixtures use it (creating and emptying the
+    test database). Hence function scope (about a second per test), and `db_url` first.
+    """
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -177,10 +177,21 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
+def _phone_context(browser: Browser, *, javascript: bool = True) -> BrowserContext:
+    """A phone about the size of an iPhone 12-15 (390 x 844 CSS pixels, 3x density)."""
+    return browser.new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=3,
+        java_script_enabled=javascript,
+    )
+
+
 @pytest.fixture
 def phone(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
     """A phone-sized page. Takes `live_server` so it closes before the server stops."""
-    context = browser.new_context(**PHONE)
+    context = _phone_context(browser)
     try:
         yield context.new_page()
     finally:
@@ -189,7 +200,7 @@ def phone(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
 
 @pytest.fixture
 def phone_without_js(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
-    context = browser.new_context(**PHONE, java_script_enabled=False)
+    context = _phone_context(browser, javascript=False)
     try:
         yield context.new_page()
     finally:

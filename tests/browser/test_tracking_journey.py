@@ -37,7 +37,7 @@ def test_a_shopper_opens_the_sms_link_and_sees_the_order_ship_without_reloading(
     number = receipt["external_id"]
 
     # The scheduler's dispatcher sends the confirmation through the real SDK.
-    [confirmed] = live_server.sms.wait_for_messages(1, timeout=5)
+    [confirmed] = live_server.sms.wait_for_messages(1, timeout=10)
     assert number in confirmed["body"]
     assert confirmed["recipients_list"] == ["393471234567"]
     assert confirmed["reportUrl"] == f"{live_server.base_url}/webhooks/messagebird/status"
@@ -67,7 +67,7 @@ def test_a_shopper_opens_the_sms_link_and_sees_the_order_ship_without_reloading(
     assert phone.evaluate("window.__sameDocument") is True
     phone.screenshot(path=SCREENSHOT, full_page=True)
 
-    shipped = live_server.sms.wait_for_messages(2, timeout=5)[1]
+    shipped = live_server.sms.wait_for_messages(2, timeout=10)[1]
     assert number in shipped["body"]
     assert "BRT" in shipped["body"]
     assert live_server.sms_link(shipped) == link
