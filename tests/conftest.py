@@ -13,8 +13,10 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import asyncpg
@@ -30,10 +32,18 @@ from portal.settings import Settings
 from tests.fakes.clock import ManualClock
 from tests.fakes.messagebird_server import FakeMessageBird
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("PORTAL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
 BASE_URL = "http://portal.test"
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, in a thread of its own: the sync
+    Playwright API keeps an event loop marked as running in the main thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def migrate(url: str) -> None:
@@ -71,13 +81,13 @@ def pg_url() -> Iterator[str]:
             await conn.close()
 
     try:
-        asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+        run_async(admin_sql(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL is needed at {admin.hostname}:{admin.port} ({exc}); see .ci/run")
     url = admin._replace(path=f"/{name}").geturl()
     migrate(url)
     yield url
-    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    run_async(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _empty_pg(url: str) -> None:
@@ -96,7 +106,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("pg_url")
-    asyncio.run(_empty_pg(url))
+    run_async(_empty_pg(url))
     return url
 
 

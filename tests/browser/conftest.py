@@ -159,13 +159,13 @@ def live_server(db_url: str, fake_mb: FakeMessageBird) -> Iterator[LiveServer]:
         assert not thread.is_alive(), "the live server did not stop within 10s"
 
 
-@pytest.fixture
-def browser(db_url: str) -> Iterator[Browser]:
-    """One Chromium per test, started after the database is ready.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the module's tests, each in its own context.
 
-    While the sync Playwright API is active, its event loop counts as running in this thread,
-    so `asyncio.run` fails there, and the PostgreSQL fixtures use it (creating and emptying the
-    test database). Hence function scope (about a second per test), and `db_url` first.
+    While the sync Playwright API is active its event loop counts as running in this thread,
+    so database fixtures use `tests.conftest.run_async`, and the scope ends with the module
+    so that the async tests that follow get a thread without a running loop.
     """
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
