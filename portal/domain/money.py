@@ -9,7 +9,7 @@ from babel.numbers import get_currency_precision, list_currencies
 
 from portal.domain import DomainError
 
-_DECIMAL_RE = re.compile(r"^\d{1,9}(\.\d{1,4})?$")
+_DECIMAL_RE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,4})?")
 _CURRENCIES = frozenset(list_currencies())
 
 
@@ -26,9 +26,9 @@ def check_currency(code: str) -> str:
 
 def to_minor(amount: str, currency: str) -> int:
     """'19.90' EUR -> 1990. Refuses negatives, exponents and more decimals than the currency has."""
-    if not isinstance(amount, str) or not _DECIMAL_RE.match(amount.strip()):
+    if not isinstance(amount, str) or not _DECIMAL_RE.fullmatch(amount.strip()):
         raise InvalidMoney('must be a decimal string like "19.90"')
-    digits = get_currency_precision(currency)
+    digits = get_currency_precision(check_currency(currency))
     try:
         value = Decimal(amount.strip())
     except InvalidOperation as exc:  # pragma: no cover - the regex already refused it

@@ -86,11 +86,14 @@ STEPS: dict[Fulfilment, tuple[OrderStatus, ...]] = {
     Fulfilment.DELIVERY: (S.PLACED, S.PACKED, S.SHIPPED, S.OUT_FOR_DELIVERY, S.DELIVERED),
     Fulfilment.PICKUP: (S.PLACED, S.PACKED, S.ARRIVED_IN_STORE),
 }
-# Where an off-path status sits on the stepper.
-_STEP_OF: dict[OrderStatus, OrderStatus] = {
-    S.BACKORDERED: S.PLACED,
-    S.DELIVERY_FAILED: S.OUT_FOR_DELIVERY,
+# Where an off-path status sits on the stepper, per fulfilment.
+_STEP_OF: dict[Fulfilment, dict[OrderStatus, OrderStatus]] = {
+    Fulfilment.DELIVERY: {S.BACKORDERED: S.PLACED, S.DELIVERY_FAILED: S.OUT_FOR_DELIVERY},
+    # On its way to the store: still at the "packed" stage for the shopper.
+    Fulfilment.PICKUP: {S.BACKORDERED: S.PLACED, S.SHIPPED: S.PACKED},
 }
+# Off-path statuses that mean something went wrong at their step.
+_PROBLEMS = frozenset({S.BACKORDERED, S.DELIVERY_FAILED})
 
 
 def can_transition(fulfilment: Fulfilment, current: OrderStatus, target: OrderStatus) -> bool:
@@ -118,9 +121,9 @@ def progress(fulfilment: Fulfilment, status: OrderStatus) -> list[Step]:
     steps = STEPS[fulfilment]
     if status is S.CANCELLED:
         return [Step(s, "todo") for s in steps]
-    anchor = _STEP_OF.get(status, status)
-    index = steps.index(anchor) if anchor in steps else 0
-    problem = status in _STEP_OF
+    anchor = _STEP_OF[fulfilment].get(status, status)
+    index = steps.index(anchor)
+    problem = status in _PROBLEMS
     out = []
     for i, step in enumerate(steps):
         if i < index:
@@ -202,7 +205,9 @@ class EventPlan:
     duplicate: bool = False
 
 
-_SHIPPING = frozenset({S.SHIPPED, S.OUT_FOR_DELIVERY, S.DELIVERY_FAILED, S.DELIVERED})
+# Where a further parcel may still be added. Delivered is final: a shop that splits an
+# order posts `shipped` for every parcel before the last one is delivered.
+_SHIPPING = frozenset({S.SHIPPED, S.OUT_FOR_DELIVERY, S.DELIVERY_FAILED})
 
 
 def plan_event(
@@ -219,7 +224,10 @@ def plan_event(
     """
     if event is EventType.PLACED:
         raise DomainError("placed is recorded when the order is created")
-    if event in SHIPMENT_EVENTS and (fulfilment is Fulfilment.DELIVERY or shipments):
+    # Pickup orders have parcels only for the transfer to the store (`shipped`).
+    if event in SHIPMENT_EVENTS and (
+        fulfilment is Fulfilment.DELIVERY or event is EventType.SHIPPED or shipments
+    ):
         return _plan_shipment_event(fulfilment, status, event, shipments, tracking_number)
     target = OrderStatus(event.value)
     if target is status and event not in SHIPMENT_EVENTS:
@@ -243,7 +251,7 @@ def _plan_shipment_event(
                 return EventPlan(status, tracking_number, target, duplicate=True)
             raise InvalidTransition("shipment", shipments[tracking_number], target)
         # A first parcel moves the order on; a further parcel (split delivery) may follow
-        # while the order is anywhere in delivery, even after earlier parcels arrived.
+        # while the order is still in delivery.
         if not shipments:
             transition(fulfilment, status, S.SHIPPED)
         elif status not in _SHIPPING:

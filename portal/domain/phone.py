@@ -10,6 +10,21 @@ from portal.domain import DomainError
 LOCALE_BY_REGION = {"IT": "it", "SM": "it", "VA": "it", "PL": "pl", "ES": "es"}
 
 
+# Countries whose numbers map to several zones: where most people live. phonenumbers lists
+# zones alphabetically, which would put every Spanish mobile in the Canary Islands.
+PRIMARY_ZONE = {
+    "ES": "Europe/Madrid",
+    "PT": "Europe/Lisbon",
+    "FR": "Europe/Paris",
+    "NL": "Europe/Amsterdam",
+    "DK": "Europe/Copenhagen",
+    "GB": "Europe/London",
+    "DE": "Europe/Berlin",
+    "EC": "America/Guayaquil",
+    "CL": "America/Santiago",
+}
+
+
 class InvalidPhone(DomainError):
     pass
 
@@ -70,5 +85,8 @@ def timezone_of(e164: str, fallback: str = "UTC") -> str:
         zones = pn_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
     except phonenumbers.NumberParseException:
         return fallback
-    zone = zones[0] if zones else fallback
-    return fallback if zone == "Etc/Unknown" else zone
+    candidates = [z for z in zones if z != "Etc/Unknown"]
+    if not candidates:
+        return fallback
+    primary = PRIMARY_ZONE.get(region_of(e164) or "")
+    return primary if primary in candidates else candidates[0]

@@ -26,9 +26,13 @@ class SmsStatus(StrEnum):
 FINAL = frozenset({SmsStatus.DELIVERED, SmsStatus.FAILED, SmsStatus.EXPIRED})
 
 _T = SmsStatus
+# target -> the statuses it may be reached from.
 TRANSITIONS: dict[SmsStatus, frozenset[SmsStatus]] = {
-    _T.SENDING: frozenset({_T.QUEUED}),
-    _T.QUEUED: frozenset({_T.SENDING, _T.UNKNOWN}),
+    # Claimed when due: queued, of unknown outcome past the grace period, or "sending" past
+    # it (the sending process died). The dispatcher claims exactly the rows whose
+    # next_attempt_at has passed, and only these statuses have one.
+    _T.SENDING: frozenset({_T.QUEUED, _T.UNKNOWN, _T.SENDING}),
+    _T.QUEUED: frozenset({_T.SENDING}),
     _T.UNKNOWN: frozenset({_T.SENDING}),
     _T.SENT: frozenset({_T.SENDING, _T.UNKNOWN}),
     _T.FAILED: frozenset({_T.QUEUED, _T.SENDING, _T.UNKNOWN, _T.SENT}),

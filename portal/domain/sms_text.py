@@ -61,6 +61,7 @@ TRANSLITERATION: dict[str, str] = {
     "Â": "A",
     "Ê": "E",
     "Ô": "O",
+    "`": "'",
     "‘": "'",
     "’": "'",
     "‚": "'",
@@ -99,14 +100,27 @@ def is_gsm7(text: str) -> bool:
 
 def measure(text: str) -> SmsLength:
     if is_gsm7(text):
-        units = sum(2 if c in GSM7_EXTENSION else 1 for c in text)
+        sizes = [2 if c in GSM7_EXTENSION else 1 for c in text]
         single, multi, encoding = 160, 153, "gsm7"
     else:
-        units = len(text.encode("utf-16-le")) // 2
+        # UTF-16 code units: a character outside the BMP (an emoji) is a surrogate pair.
+        sizes = [2 if ord(c) > 0xFFFF else 1 for c in text]
         single, multi, encoding = 70, 67, "ucs2"
+    units = sum(sizes)
     if units <= single:
         return SmsLength(encoding, units, 1 if units else 0)
-    return SmsLength(encoding, units, -(-units // multi))  # ceiling division
+    return SmsLength(encoding, units, _segments(sizes, multi))
+
+
+def _segments(sizes: list[int], capacity: int) -> int:
+    """Concatenated parts never split an escape pair or a surrogate pair: a two-unit
+    character that does not fit in what is left of a part starts the next one."""
+    parts, used = 1, 0
+    for size in sizes:
+        if used + size > capacity:
+            parts, used = parts + 1, 0
+        used += size
+    return parts
 
 
 def transliterate(text: str) -> str:

@@ -25,7 +25,7 @@ def check_opening_hours(hours: dict[str, list[str]]) -> dict[str, list[str]]:
             raise DomainError(f"{day!r} is not a day; use {', '.join(DAYS)}")
         last_end = -1
         for span in spans:
-            start, end = (_minutes(part) for part in span.split("-"))
+            start, end = _span(day, span)
             if not start < end or start < last_end:
                 raise DomainError(f"{day} {span}: spans must run forward and not overlap")
             last_end = end
@@ -33,7 +33,21 @@ def check_opening_hours(hours: dict[str, list[str]]) -> dict[str, list[str]]:
     return clean
 
 
+def _span(day: str, span: str) -> tuple[int, int]:
+    parts = span.split("-")
+    if len(parts) != 2:
+        raise DomainError(f"{day} {span!r}: write a span as HH:MM-HH:MM")
+    return _minutes(parts[0]), _minutes(parts[1])
+
+
 def _minutes(hhmm: str) -> int:
+    if (
+        len(hhmm) != 5
+        or hhmm[2] != ":"
+        or not (hhmm[:2] + hhmm[3:]).isascii()
+        or not (hhmm[:2] + hhmm[3:]).isdigit()
+    ):
+        raise DomainError(f"{hhmm!r} is not a time of day (HH:MM)")
     hours, minutes = int(hhmm[:2]), int(hhmm[3:])
     if hours > 24 or minutes > 59 or (hours == 24 and minutes):
         raise DomainError(f"{hhmm} is not a time of day")

@@ -39,17 +39,22 @@ def budget(kind: str) -> int:
 
 
 def render_sms(rt: Runtime, kind: str, locale: str, context: dict[str, Any]) -> str:
-    """The text to store: whitespace folded, kept in GSM-7 where look-alikes allow."""
+    """The text to store: whitespace folded, in GSM-7 where look-alikes allow, and within
+    its segment budget where the template's short form (no optional parts) allows."""
     try:
         template = rt.templates.get_template(f"sms/{locale}/{kind}.txt")
     except TemplateNotFound:
         template = rt.templates.get_template(f"sms/en/{kind}.txt")
-    text = " ".join(template.render(link=LINK_MARKER, **context).split())
-    if measure(with_sample_link(rt, text)).encoding != "gsm7":
-        # UCS-2 halves what one segment holds: use GSM-7 look-alikes where they exist.
-        candidate = transliterate(text)
-        if measure(with_sample_link(rt, candidate)).encoding == "gsm7":
-            text = candidate
+    text = ""
+    for short in (False, True):
+        text = " ".join(template.render(link=LINK_MARKER, short=short, **context).split())
+        if measure(with_sample_link(rt, text)).encoding != "gsm7":
+            # UCS-2 halves what one segment holds: use GSM-7 look-alikes where they exist.
+            candidate = transliterate(text)
+            if measure(with_sample_link(rt, candidate)).encoding == "gsm7":
+                text = candidate
+        if measure(with_sample_link(rt, text)).segments <= budget(kind):
+            break
     return text
 
 
