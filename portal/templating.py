@@ -55,6 +55,7 @@ def make_environment(directory: Path = TEMPLATES_DIR) -> Environment:
     )
     # Page strings are marked for translation now; the catalogs come with the messaging work.
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    env.globals["N_"] = lambda message: message  # marks a msgid that is translated later
     env.filters.update(money=money, when=when, day=day)
     return env
 

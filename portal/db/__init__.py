@@ -59,9 +59,15 @@ def is_unique_violation(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset (RESET ALL, UNLISTEN, CLOSE ALL, advisory
+    unlock): a round trip on every query. We keep no session state; asyncpg still rolls
+    back a transaction left open before calling this."""
+
+
 async def start(engine: Engine) -> None:
     if isinstance(engine, PostgresEngine) and engine.pool is None:
-        await engine.start_connection_pool(min_size=2, max_size=20)
+        await engine.start_connection_pool(min_size=2, max_size=20, reset=_keep_session)
 
 
 async def stop(engine: Engine) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 from portal.domain import DomainError
@@ -52,6 +54,7 @@ def region_of(e164: str) -> str | None:
         return None
 
 
+@lru_cache(maxsize=16384)
 def mask(e164: str) -> str:
     """+39 ••• ••• •567: enough to recognise one's own number, not to read someone else's."""
     try:
@@ -77,6 +80,7 @@ def msisdn(e164: str) -> str:
     return e164.lstrip("+")
 
 
+@lru_cache(maxsize=16384)
 def timezone_of(e164: str, fallback: str = "UTC") -> str:
     """The shopper's likely time zone, from the number (the first one when a country has many)."""
     from phonenumbers import timezone as pn_timezone

@@ -451,69 +451,90 @@ class TrackingView:
     address: dict[str, Any] | None = None
 
 
-async def tracking_state(rt: Runtime, token: str) -> TrackingState | None:
-    """None for unknown, malformed, expired and revoked tokens alike."""
-    if not tokens.looks_like_token(token):
-        return None
-    row = await (
-        AccessToken.select(
-            AccessToken.order.id.as_alias("order_id"),
-            AccessToken.order.version.as_alias("version"),
-            AccessToken.order.status.as_alias("status"),
-            AccessToken.order.customer.locale.as_alias("locale"),  # type: ignore[union-attr]
-            AccessToken.expires_at,
-            AccessToken.revoked_at,
-        )
-        .where(AccessToken.token_hash == tokens.hash_token(token))
-        .first()
-    )
+# The page's reads as fixed SQL: this is the hottest path, and building Piccolo queries
+# cost more than running them. Every lookup is by primary key or an indexed foreign key.
+_STATE_COLUMNS = """o.id AS order_id, o.version, o.status, c.locale, t.expires_at, t.revoked_at"""
+_ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.placed_at,
+       o.delivery_address, c.name AS customer_name, c.phone, s.name AS store_name,
+       s.address AS store_address, s.timezone AS store_timezone, s.opening_hours AS store_hours"""
+_FROM_LINK = """FROM access_token t JOIN orders o ON o.id = t."order"
+     JOIN customer c ON c.id = o.customer"""
+STATE_SQL = f"SELECT {_STATE_COLUMNS} {_FROM_LINK} WHERE t.token_hash = {{}}"
+ORDER_SQL = f"""SELECT {_ORDER_COLUMNS}
+FROM orders o JOIN customer c ON c.id = o.customer LEFT JOIN store s ON s.id = o.store
+WHERE o.id = {{}}"""
+LINE_COLUMNS = ("name", "sku", "quantity", "unit_price_minor")
+SHIPMENT_COLUMNS = ("id", "tracking_number", "carrier", "eta", "status")
+EVENT_COLUMNS = ("type", "occurred_at", "shipment", "note")
+LINES_SQL = 'SELECT name, sku, quantity, unit_price_minor FROM order_line WHERE "order" = {} ORDER BY position'
+SHIPMENTS_SQL = (
+    'SELECT id, tracking_number, carrier, eta, status FROM shipment WHERE "order" = {} ORDER BY id'
+)
+EVENTS_SQL = """SELECT type, occurred_at, shipment, note FROM order_event WHERE "order" = {}
+ORDER BY occurred_at DESC, id DESC"""
+# PostgreSQL: the whole page in one round trip (lines, parcels and events as arrays of rows).
+PAGE_SQL_PG = f"""SELECT {_STATE_COLUMNS}, {_ORDER_COLUMNS},
+  ARRAY(SELECT ROW(l.name, l.sku, l.quantity, l.unit_price_minor) FROM order_line l
+        WHERE l."order" = o.id ORDER BY l.position) AS lines,
+  ARRAY(SELECT ROW(sh.id, sh.tracking_number, sh.carrier, sh.eta, sh.status) FROM shipment sh
+        WHERE sh."order" = o.id ORDER BY sh.id) AS shipments,
+  ARRAY(SELECT ROW(e.type, e.occurred_at, e.shipment, e.note) FROM order_event e
+        WHERE e."order" = o.id ORDER BY e.occurred_at DESC, e.id DESC) AS events
+{_FROM_LINK} LEFT JOIN store s ON s.id = o.store
+WHERE t.token_hash = {{}}"""
+
+
+def _usable_state(rt: Runtime, row: dict[str, Any] | None) -> TrackingState | None:
     if row is None or not tokens.is_usable(row["expires_at"], row["revoked_at"], rt.clock.now()):
         return None
     return TrackingState(row["order_id"], row["version"], row["status"], row["locale"])
 
 
+async def tracking_state(rt: Runtime, token: str) -> TrackingState | None:
+    """None for unknown, malformed, expired and revoked tokens alike."""
+    if not tokens.looks_like_token(token):
+        return None
+    rows = await AccessToken.raw(STATE_SQL, tokens.hash_token(token))
+    return _usable_state(rt, rows[0] if rows else None)
+
+
+async def tracking_page(rt: Runtime, token: str) -> TrackingView | None:
+    """Everything the shopper's page shows, or None (as tracking_state)."""
+    if not tokens.looks_like_token(token):
+        return None
+    if rt.is_sqlite:
+        state = await tracking_state(rt, token)
+        return None if state is None else await tracking_view(rt, state)
+    rows = await AccessToken.raw(PAGE_SQL_PG, tokens.hash_token(token))
+    row = rows[0] if rows else None
+    state = _usable_state(rt, row)
+    if state is None or row is None:
+        return None
+    return _build_view(
+        state,
+        row,
+        [dict(zip(LINE_COLUMNS, r, strict=True)) for r in row["lines"]],
+        [dict(zip(SHIPMENT_COLUMNS, r, strict=True)) for r in row["shipments"]],
+        [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in row["events"]],
+    )
+
+
 async def tracking_view(rt: Runtime, state: TrackingState) -> TrackingView:
-    order = await (
-        Order.select(
-            Order.external_id,
-            Order.fulfilment,
-            Order.currency,
-            Order.total_minor,
-            Order.placed_at,
-            Order.delivery_address,
-            Order.customer.name.as_alias("customer_name"),
-            Order.customer.phone.as_alias("phone"),
-            Order.store.name.as_alias("store_name"),
-            Order.store.address.as_alias("store_address"),
-            Order.store.timezone.as_alias("store_timezone"),
-            Order.store.opening_hours.as_alias("store_hours"),
-        )
-        .where(Order.id == state.order_id)
-        .first()
-    )
-    assert order is not None  # the state was read from this order's token a moment ago
-    lines = await (
-        OrderLine.select(
-            OrderLine.name, OrderLine.sku, OrderLine.quantity, OrderLine.unit_price_minor
-        )
-        .where(OrderLine.order == state.order_id)
-        .order_by(OrderLine.position)
-    )
-    shipments = await (
-        Shipment.select(
-            Shipment.id, Shipment.tracking_number, Shipment.carrier, Shipment.eta, Shipment.status
-        )
-        .where(Shipment.order == state.order_id)
-        .order_by(Shipment.id)
-    )
-    events = await (
-        OrderEvent.select(
-            OrderEvent.type, OrderEvent.occurred_at, OrderEvent.shipment, OrderEvent.note
-        )
-        .where(OrderEvent.order == state.order_id)
-        .order_by(OrderEvent.occurred_at, ascending=False)
-        .order_by(OrderEvent.id, ascending=False)
-    )
+    order_id = state.order_id
+    order = (await Order.raw(ORDER_SQL, order_id))[0]
+    lines = await Order.raw(LINES_SQL, order_id)
+    shipments = await Order.raw(SHIPMENTS_SQL, order_id)
+    events = await Order.raw(EVENTS_SQL, order_id)
+    return _build_view(state, order, lines, shipments, events)
+
+
+def _build_view(
+    state: TrackingState,
+    order: dict[str, Any],
+    lines: list[dict[str, Any]],
+    shipments: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> TrackingView:
     fulfilment = Fulfilment(order["fulfilment"])
     store = None
     if order["store_name"]:

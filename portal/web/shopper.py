@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from litestar import Controller, Request, Response, get
 from litestar.exceptions import HTTPException
@@ -15,6 +16,7 @@ from portal.web.deps import RT
 from portal.web.limits import MissLimiter
 from portal.web.render import render
 
+T = TypeVar("T")
 PAGE = "shopper/order.html"
 # Links carry the token: never send them onwards, never index them, never cache the page.
 PRIVATE_HEADERS = {
@@ -26,20 +28,22 @@ PRIVATE_HEADERS = {
 class ShopperController(Controller):
     path = "/t"
 
-    async def _state(
-        self, request: Request[Any, Any, Any], rt: RT, token: str
-    ) -> orders.TrackingState | None:
+    async def _resolve(
+        self, request: Request[Any, Any, Any], lookup: Coroutine[Any, Any, T | None]
+    ) -> T | None:
+        """Run a token lookup under the miss limiter: blocked clients get 429, misses count."""
         limiter: MissLimiter = request.app.state.miss_limiter
         if await limiter.blocked(request):
+            lookup.close()
             raise HTTPException(
                 status_code=HTTP_429_TOO_MANY_REQUESTS,
                 detail="Too many links that do not work were tried from here. Wait a minute.",
                 headers={"Retry-After": "60"},
             )
-        state = await orders.tracking_state(rt, token)
-        if state is None:
+        found = await lookup
+        if found is None:
             await limiter.record_miss(request)
-        return state
+        return found
 
     def _not_found(self, request: Request[Any, Any, Any], *, fragment: bool) -> Response[Any]:
         # Unknown, expired and revoked links all look the same.
@@ -57,10 +61,9 @@ class ShopperController(Controller):
     async def page(
         self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
     ) -> Response[Any]:
-        state = await self._state(request, rt, token)
-        if state is None:
+        view = await self._resolve(request, orders.tracking_page(rt, token))
+        if view is None:
             return self._not_found(request, fragment=False)
-        view = await orders.tracking_view(rt, state)
         return render(
             request,
             PAGE,
@@ -72,7 +75,7 @@ class ShopperController(Controller):
     async def progress(
         self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
     ) -> Response[Any]:
-        state = await self._state(request, rt, token)
+        state = await self._resolve(request, orders.tracking_state(rt, token))
         if state is None:
             return self._not_found(request, fragment=True)
         # Revalidate every time; an unchanged order costs one indexed lookup and a 304.
