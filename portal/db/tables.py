@@ -19,6 +19,7 @@ from piccolo.columns import (
     Timestamptz,
     Varchar,
 )
+from piccolo.columns import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -47,10 +48,12 @@ class Customer(Table, tablename="customer"):
 class Order(Table, tablename="orders"):
     id = Serial(primary_key=True)
     external_id = Varchar(length=64, unique=True)
-    customer = ForeignKey(references=Customer, index=True)
+    customer = ForeignKey(references=Customer, index=True, on_delete=OnDelete.restrict)
     status = Varchar(length=24)
     fulfilment = Varchar(length=16)
-    store = ForeignKey(references=Store, null=True, default=None, index=True)
+    store = ForeignKey(
+        references=Store, null=True, default=None, index=True, on_delete=OnDelete.restrict
+    )
     delivery_address = JSON(null=True, default=None)
     currency = Varchar(length=3)
     total_minor = BigInt()
@@ -70,6 +73,8 @@ class OrderLine(Table, tablename="order_line"):
     name = Varchar(length=200)
     quantity = Integer()
     unit_price_minor = BigInt()
+    # Click-and-collect: how many of `quantity` the store has set aside.
+    ready_quantity = Integer(default=0)
 
 
 class Shipment(Table, tablename="shipment"):
@@ -120,7 +125,9 @@ class SmsMessage(Table, tablename="sms_message"):
     recipient = Varchar(length=20)  # E.164
     # The link is kept out of the stored text (LINK_MARKER) and put in when it is sent.
     body = Text()
-    access_token = ForeignKey(references=AccessToken, null=True, default=None)
+    access_token = ForeignKey(
+        references=AccessToken, null=True, default=None, on_delete=OnDelete.set_null
+    )
     encoding = Varchar(length=8)
     segments = SmallInt()
     urgent = Boolean(default=False)
@@ -136,6 +143,88 @@ class SmsMessage(Table, tablename="sms_message"):
     created_at = Timestamptz(default=TimestamptzNow())
     sent_at = Timestamptz(null=True, default=None)
     status_at = Timestamptz(null=True, default=None)
+
+
+class StaffUser(Table, tablename="staff_user"):
+    """Store clerks (one store) and managers (all stores)."""
+
+    id = Serial(primary_key=True)
+    username = Varchar(length=64, unique=True)
+    password_hash = Varchar(length=255)
+    role = Varchar(length=16, default="clerk")
+    store = ForeignKey(
+        references=Store, null=True, default=None, index=True, on_delete=OnDelete.restrict
+    )
+    active = Boolean(default=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_login_at = Timestamptz(null=True, default=None)
+
+
+class Pickup(Table, tablename="pickup"):
+    """The click-and-collect side of a pickup order: readiness, code, visit, handover."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, unique=True)
+    store = ForeignKey(references=Store, index=True, on_delete=OnDelete.restrict)
+    status = Varchar(length=16, default="preparing")
+    code = Varchar(length=12, index=True)
+    ready_at = Timestamptz(null=True, default=None)
+    # Set while the order waits at the counter: the expiry sweep's indexed lookup.
+    hold_until = Timestamptz(null=True, default=None, index=True)
+    visit_start = Timestamptz(null=True, default=None)
+    visit_end = Timestamptz(null=True, default=None)
+    delegate_name = Varchar(length=80, null=True, default=None)
+    collected_at = Timestamptz(null=True, default=None)
+    collected_by = ForeignKey(
+        references=StaffUser, null=True, default=None, on_delete=OnDelete.restrict
+    )
+    handed_to = Varchar(length=80, null=True, default=None)
+    wrong_codes = SmallInt(default=0)
+    code_locked_until = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Reminder(Table, tablename="reminder"):
+    """A message due later, at most once per key; `due_at` is cleared when done or cancelled."""
+
+    id = Serial(primary_key=True)
+    key = Varchar(length=160, unique=True)
+    order = ForeignKey(references=Order, index=True)
+    kind = Varchar(length=40)
+    due_at = Timestamptz(null=True, default=None, index=True)
+    sent_at = Timestamptz(null=True, default=None)
+    cancelled_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Refund(Table, tablename="refund"):
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, index=True, on_delete=OnDelete.restrict)
+    amount_minor = BigInt()
+    currency = Varchar(length=3)
+    reason = Varchar(length=32)
+    status = Varchar(length=16, default="pending")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class AuditLog(Table, tablename="audit_log"):
+    """Every clerk action: who, what, when, which order."""
+
+    id = Serial(primary_key=True)
+    staff = ForeignKey(
+        references=StaffUser, null=True, default=None, index=True, on_delete=OnDelete.restrict
+    )
+    action = Varchar(length=40)
+    order = ForeignKey(
+        references=Order, null=True, default=None, index=True, on_delete=OnDelete.set_null
+    )
+    store = ForeignKey(
+        references=Store, null=True, default=None, index=True, on_delete=OnDelete.set_null
+    )
+    at = Timestamptz(default=TimestamptzNow(), index=True)
+    details = JSON(default={})
 
 
 class ApiKey(Table, tablename="api_key"):
@@ -155,5 +244,10 @@ ALL_TABLES: list[type[Table]] = [
     OrderEvent,
     AccessToken,
     SmsMessage,
+    StaffUser,
+    Pickup,
+    Reminder,
+    Refund,
+    AuditLog,
     ApiKey,
 ]
