@@ -13,13 +13,13 @@ from piccolo.columns import (
     Boolean,
     ForeignKey,
     Integer,
+    OnDelete,
     Serial,
     SmallInt,
     Text,
     Timestamptz,
     Varchar,
 )
-from piccolo.columns import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 

@@ -27,6 +27,8 @@ class OrderStatus(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     DELIVERED = "delivered"
     ARRIVED_IN_STORE = "arrived_in_store"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    COLLECTED = "collected"
     CANCELLED = "cancelled"
 
 
@@ -41,10 +43,24 @@ class EventType(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     DELIVERED = "delivered"
     ARRIVED_IN_STORE = "arrived_in_store"
+    PARTLY_READY = "partly_ready"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    COLLECTED = "collected"
+    PICKUP_EXPIRED = "pickup_expired"
     CANCELLED = "cancelled"
 
 
-SHOP_EVENTS: frozenset[EventType] = frozenset(EventType) - {EventType.PLACED}
+# Recorded by the portal itself (order creation, the store's counter, the scheduler).
+PORTAL_EVENTS: frozenset[EventType] = frozenset(
+    {
+        EventType.PLACED,
+        EventType.PARTLY_READY,
+        EventType.READY_FOR_PICKUP,
+        EventType.COLLECTED,
+        EventType.PICKUP_EXPIRED,
+    }
+)
+SHOP_EVENTS: frozenset[EventType] = frozenset(EventType) - PORTAL_EVENTS
 
 # Events that concern one parcel: they carry or find a shipment.
 SHIPMENT_EVENTS: frozenset[EventType] = frozenset(
@@ -56,7 +72,9 @@ SHIPMENT_EVENTS: frozenset[EventType] = frozenset(
     }
 )
 
-FINAL: frozenset[OrderStatus] = frozenset({OrderStatus.DELIVERED, OrderStatus.CANCELLED})
+FINAL: frozenset[OrderStatus] = frozenset(
+    {OrderStatus.DELIVERED, OrderStatus.COLLECTED, OrderStatus.CANCELLED}
+)
 
 S = OrderStatus
 # target status -> statuses it may be reached from (per fulfilment where they differ).
@@ -78,22 +96,37 @@ TRANSITIONS: dict[Fulfilment, dict[OrderStatus, frozenset[OrderStatus]]] = {
         # A pickup order may travel to the store as a parcel before it arrives there.
         S.SHIPPED: frozenset({S.PLACED, S.BACKORDERED, S.PACKED}),
         S.ARRIVED_IN_STORE: frozenset({S.PLACED, S.BACKORDERED, S.PACKED, S.SHIPPED}),
+        # The store's counter: everything set aside (the clerk marks it ready).
+        S.READY_FOR_PICKUP: frozenset(
+            {S.PLACED, S.BACKORDERED, S.PACKED, S.SHIPPED, S.ARRIVED_IN_STORE}
+        ),
+        S.COLLECTED: frozenset({S.READY_FOR_PICKUP}),
+        # The shop may cancel until the order is collected; the portal cancels it when
+        # the holding period ends.
+        S.CANCELLED: frozenset(
+            {S.PLACED, S.BACKORDERED, S.PACKED, S.SHIPPED, S.ARRIVED_IN_STORE, S.READY_FOR_PICKUP}
+        ),
     },
 }
 
 # Progress steps shown to the shopper, per fulfilment.
 STEPS: dict[Fulfilment, tuple[OrderStatus, ...]] = {
     Fulfilment.DELIVERY: (S.PLACED, S.PACKED, S.SHIPPED, S.OUT_FOR_DELIVERY, S.DELIVERED),
-    Fulfilment.PICKUP: (S.PLACED, S.PACKED, S.ARRIVED_IN_STORE),
+    Fulfilment.PICKUP: (S.PLACED, S.PACKED, S.READY_FOR_PICKUP, S.COLLECTED),
 }
 # Where an off-path status sits on the stepper, per fulfilment.
 _STEP_OF: dict[Fulfilment, dict[OrderStatus, OrderStatus]] = {
     Fulfilment.DELIVERY: {S.BACKORDERED: S.PLACED, S.DELIVERY_FAILED: S.OUT_FOR_DELIVERY},
     # On its way to the store: still at the "packed" stage for the shopper.
-    Fulfilment.PICKUP: {S.BACKORDERED: S.PLACED, S.SHIPPED: S.PACKED},
+    Fulfilment.PICKUP: {S.BACKORDERED: S.PLACED, S.SHIPPED: S.PACKED, S.ARRIVED_IN_STORE: S.PACKED},
 }
 # Off-path statuses that mean something went wrong at their step.
 _PROBLEMS = frozenset({S.BACKORDERED, S.DELIVERY_FAILED})
+
+
+def first_name(name: str) -> str:
+    """How texts and pages greet the customer (cut to 30 characters for the SMS budget)."""
+    return (name.split() or [name])[0][:30]
 
 
 def can_transition(fulfilment: Fulfilment, current: OrderStatus, target: OrderStatus) -> bool:
@@ -185,6 +218,9 @@ SMS_FOR_EVENT: dict[EventType, str] = {
     EventType.DELIVERY_FAILED: "delivery_failed",
     EventType.DELIVERED: "delivered",
     EventType.CANCELLED: "cancelled",
+    EventType.READY_FOR_PICKUP: "ready_for_pickup",
+    EventType.COLLECTED: "collected",
+    EventType.PICKUP_EXPIRED: "pickup_expired",
 }
 
 

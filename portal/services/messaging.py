@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import TemplateNotFound
 
-from portal.db.tables import SmsMessage
+from portal.db.tables import AccessToken, SmsMessage
 from portal.domain import sms as sms_rules
 from portal.domain.sms import SmsStatus
 from portal.domain.sms_text import measure, transliterate
@@ -321,6 +321,20 @@ async def apply_status_report(rt: Runtime, report: StatusReport) -> str:
             .returning(SmsMessage.id)
         )
     return "updated" if updated else "ignored"
+
+
+async def link_token(order_id: int) -> dict[str, Any] | None:
+    """The order's live shopper link (id and salt), which SMS carry."""
+    return await (
+        AccessToken.select(AccessToken.id, AccessToken.salt)
+        .where(
+            (AccessToken.order == order_id)
+            & (AccessToken.purpose == "track")
+            & AccessToken.revoked_at.is_null()
+        )
+        .order_by(AccessToken.id, ascending=False)
+        .first()
+    )
 
 
 async def recent_messages(rt: Runtime, limit: int = 100) -> list[dict[str, Any]]:

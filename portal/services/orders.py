@@ -20,6 +20,7 @@ from portal.domain.order import (
     OrderStatus,
     ShipmentStatus,
     Step,
+    first_name,
     is_final,
     plan_event,
     progress,
@@ -27,7 +28,7 @@ from portal.domain.order import (
 )
 from portal.domain.phone import InvalidPhone, mask, normalise, region_of, timezone_of
 from portal.runtime import Runtime
-from portal.services import messaging
+from portal.services import messaging, pickup
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.inputs import EventIn, OrderIn, PickupIn
 
@@ -40,10 +41,6 @@ class OrderReceipt:
     external_id: str
     status: str
     tracking_url: str
-
-
-def first_name(name: str) -> str:
-    return (name.split() or [name])[0][:30]
 
 
 def _aware(value: datetime | None, default: datetime) -> datetime:
@@ -86,21 +83,8 @@ async def _receipt(rt: Runtime, external_id: str) -> OrderReceipt | None:
     return OrderReceipt(row["id"], row["external_id"], row["status"], url)
 
 
-async def _track_token(order_id: int) -> dict[str, Any] | None:
-    return await (
-        AccessToken.select(AccessToken.id, AccessToken.salt)
-        .where(
-            (AccessToken.order == order_id)
-            & (AccessToken.purpose == "track")
-            & AccessToken.revoked_at.is_null()
-        )
-        .order_by(AccessToken.id, ascending=False)
-        .first()
-    )
-
-
 async def _track_salt(order_id: int) -> str | None:
-    token = await _track_token(order_id)
+    token = await messaging.link_token(order_id)
     return token["salt"] if token else None
 
 
@@ -191,6 +175,8 @@ async def _insert_order(
                 data={},
             )
         ).returning(OrderEvent.id)
+        if store_id is not None:
+            await pickup.open_pickup(rt, order_id, store_id)
         salt = tokens.new_salt()
         token = tokens.derive_token(rt.settings.secret_key, salt)
         token_row = await AccessToken.insert(
@@ -332,7 +318,7 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
         event_id = entry[0]["id"]
         kind = sms_for(event, fulfilment)
         if kind:
-            token = await _track_token(order["id"])
+            token = await messaging.link_token(order["id"])
             await messaging.enqueue(
                 rt,
                 order_id=order["id"],

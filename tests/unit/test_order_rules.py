@@ -79,8 +79,8 @@ def test_a_final_order_accepts_no_transition_at_all(
             transition(fulfilment, final, target)
 
 
-def test_only_delivered_and_cancelled_are_final() -> None:
-    assert {s for s in OrderStatus if is_final(s)} == {S.DELIVERED, S.CANCELLED}
+def test_only_delivered_collected_and_cancelled_are_final() -> None:
+    assert {s for s in OrderStatus if is_final(s)} == {S.DELIVERED, S.COLLECTED, S.CANCELLED}
 
 
 def test_the_table_refuses_the_moves_a_shopper_would_find_absurd() -> None:

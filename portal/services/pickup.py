@@ -1,0 +1,420 @@
+"""Click-and-collect use cases: set aside, hand over, visits, reminders and expiry.
+
+Each public function is one transaction: the pickup row, the order's status and timeline,
+the outgoing SMS and the reminders change together or not at all. Racing clerks queue on
+the pickup row (FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE on SQLite), so one wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from piccolo.columns import Column
+
+from portal.db.tables import AccessToken, Order, OrderEvent, OrderLine, Pickup, Refund, Reminder
+from portal.domain import DomainError, InvalidTransition, tokens
+from portal.domain import pickup as rules
+from portal.domain.order import EventType, Fulfilment, OrderStatus, first_name, transition
+from portal.domain.pickup import PickupStatus
+from portal.runtime import Runtime
+from portal.services import messaging
+from portal.services.errors import Conflict, Invalid, NotFound
+
+SWEEP_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts at the counter: a clerk of one store, or a manager (store_id None)."""
+
+    staff_id: int
+    store_id: int | None
+
+
+async def open_pickup(rt: Runtime, order_id: int, store_id: int) -> None:
+    """Called inside the order's creation transaction."""
+    await Pickup.insert(
+        Pickup(
+            order=order_id,
+            store=store_id,
+            status=PickupStatus.PREPARING,
+            code=rules.new_code(),
+            created_at=rt.clock.now(),
+            updated_at=rt.clock.now(),
+        )
+    )
+
+
+_PICKUP_COLUMNS = (
+    Pickup.id,
+    Pickup.status,
+    Pickup.code,
+    Pickup.store,
+    Pickup.hold_until,
+    Pickup.delegate_name,
+    Pickup.wrong_codes,
+    Pickup.code_locked_until,
+    Pickup.visit_start,
+    Pickup.ready_at,
+    Pickup.order.id.as_alias("order_id"),
+    Pickup.order.external_id.as_alias("external_id"),
+    Pickup.order.status.as_alias("order_status"),
+    Pickup.order.total_minor.as_alias("total_minor"),
+    Pickup.order.currency.as_alias("currency"),
+    Pickup.order.customer.name.as_alias("customer_name"),  # type: ignore[union-attr]
+    Pickup.order.customer.phone.as_alias("phone"),  # type: ignore[union-attr]
+    Pickup.order.customer.locale.as_alias("locale"),  # type: ignore[union-attr]
+    Pickup.store.name.as_alias("store_name"),
+    Pickup.store.timezone.as_alias("store_timezone"),
+    Pickup.store.opening_hours.as_alias("store_hours"),
+)
+
+
+async def _load(rt: Runtime, order_id: int, actor: Actor | None) -> dict[str, Any]:
+    """The pickup of an order, locked for this transaction; 404 outside the actor's store."""
+    query = Pickup.select(*_PICKUP_COLUMNS).where(Pickup.order == order_id)
+    if not rt.is_sqlite:
+        query = query.lock_rows("UPDATE", of=(Pickup,))
+    row = await query.first()
+    if row is None or (actor and actor.store_id is not None and row["store"] != actor.store_id):
+        raise NotFound("no such pickup order in this store")
+    return row
+
+
+async def _event(
+    rt: Runtime, order_id: int, event: EventType, data: dict[str, Any] | None = None
+) -> int:
+    now = rt.clock.now()
+    rows = await OrderEvent.insert(
+        OrderEvent(order=order_id, type=event, occurred_at=now, recorded_at=now, data=data or {})
+    ).returning(OrderEvent.id)
+    return int(rows[0]["id"])
+
+
+async def _move_order(rt: Runtime, pickup: dict[str, Any], target: OrderStatus) -> None:
+    now = rt.clock.now()
+    try:
+        transition(Fulfilment.PICKUP, OrderStatus(pickup["order_status"]), target)
+    except InvalidTransition as exc:
+        raise Conflict(str(exc)) from exc
+    final = target in (OrderStatus.COLLECTED, OrderStatus.CANCELLED)
+    await Order.update(
+        {
+            Order.status: target,
+            Order.version: Order.version + 1,
+            Order.updated_at: now,
+            Order.closed_at: now if final else None,
+        }
+    ).where(Order.id == pickup["order_id"])
+    if final:
+        expires = tokens.token_expiry(
+            now,
+            closed=True,
+            days_open=rt.settings.token_days_open,
+            days_after_close=rt.settings.token_days_after_close,
+        )
+        await AccessToken.update({AccessToken.expires_at: expires}).where(
+            (AccessToken.order == pickup["order_id"]) & AccessToken.revoked_at.is_null()
+        )
+
+
+async def _bump(rt: Runtime, order_id: int) -> None:
+    await Order.update({Order.version: Order.version + 1, Order.updated_at: rt.clock.now()}).where(
+        Order.id == order_id
+    )
+
+
+async def _sms(
+    rt: Runtime, pickup: dict[str, Any], kind: str, dedupe_key: str, *, urgent: bool = False
+) -> None:
+    token = await messaging.link_token(pickup["order_id"])
+    await messaging.enqueue(
+        rt,
+        order_id=pickup["order_id"],
+        access_token_id=token["id"] if token else None,
+        recipient=pickup["phone"],
+        locale=pickup["locale"],
+        kind=kind,
+        dedupe_key=dedupe_key,
+        urgent=urgent,
+        context={
+            "first_name": first_name(pickup["customer_name"]),
+            "order_number": pickup["external_id"],
+            "store_name": pickup["store_name"],
+            "pickup": True,
+        },
+    )
+
+
+async def _cancel_reminders(rt: Runtime, order_id: int) -> None:
+    await Reminder.update({Reminder.due_at: None, Reminder.cancelled_at: rt.clock.now()}).where(
+        (Reminder.order == order_id) & Reminder.due_at.is_not_null()
+    )
+
+
+async def _schedule_reminders(
+    rt: Runtime, pickup: dict[str, Any], ready_at: datetime, until: datetime
+) -> None:
+    """(Re)plan the reminders of a waiting order: the unsent ones follow the latest plan."""
+    await _cancel_reminders(rt, pickup["order_id"])
+    for due in rules.reminders(ready_at, until, pickup["store_timezone"], pickup["visit_start"]):
+        key = f"pickup:{pickup['id']}:{due.kind}:{due.at.isoformat()}"
+        if await Reminder.exists().where(Reminder.key == key):
+            continue
+        await Reminder.insert(
+            Reminder(
+                key=key,
+                order=pickup["order_id"],
+                kind=due.kind,
+                due_at=due.at,
+                created_at=rt.clock.now(),
+            )
+        )
+
+
+# ------------------------------------------------------------------ the counter
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    status: PickupStatus
+    ready: int
+    total: int
+
+
+async def mark_ready(
+    rt: Runtime, actor: Actor, order_id: int, changes: dict[int, int] | None = None
+) -> Readiness:
+    """Set items aside: `changes` maps line id -> items ready; None means everything.
+
+    When the whole order is ready the shopper gets the "ready for pickup" SMS, the holding
+    period starts and reminders are planned. Once the shopper has been told, counts can
+    no longer go down."""
+    async with rt.writing():
+        pickup = await _load(rt, order_id, actor)
+        status = PickupStatus(pickup["status"])
+        rows = await OrderLine.select(
+            OrderLine.id, OrderLine.quantity, OrderLine.ready_quantity
+        ).where(OrderLine.order == order_id)
+        lines = [rules.Line(r["id"], r["quantity"], r["ready_quantity"]) for r in rows]
+        wanted = rules.all_ready(lines) if changes is None else changes
+        try:
+            updated, target = rules.set_ready(status, lines, wanted)
+        except InvalidTransition as exc:
+            raise Conflict(
+                f"this order is {status.replace('_', ' ')}: nothing to set aside"
+            ) from exc
+        except DomainError as exc:
+            raise Invalid(str(exc), field="ready") from exc
+        if status is PickupStatus.READY and target is not PickupStatus.READY:
+            raise Conflict("the shopper has been told the order is ready: counts cannot go down")
+        before = {line.id: line.ready for line in lines}
+        changed = [line for line in updated if before[line.id] != line.ready]
+        for line in changed:
+            await OrderLine.update({OrderLine.ready_quantity: line.ready}).where(
+                OrderLine.id == line.id
+            )
+        ready, total = rules.items_ready(updated)
+        now = rt.clock.now()
+        values: dict[Any, Any] = {Pickup.status: target, Pickup.updated_at: now}
+        if target is PickupStatus.READY and status is not PickupStatus.READY:
+            until = rules.hold_until(now)
+            values.update({Pickup.ready_at: now, Pickup.hold_until: until})
+            await _move_order(rt, pickup, OrderStatus.READY_FOR_PICKUP)
+            event_id = await _event(rt, order_id, EventType.READY_FOR_PICKUP)
+            await _sms(rt, pickup, "ready_for_pickup", f"event:{event_id}")
+            await _schedule_reminders(rt, pickup, now, until)
+        elif changed:
+            await _bump(rt, order_id)
+            if target is PickupStatus.PARTLY_READY:
+                await _event(rt, order_id, EventType.PARTLY_READY, {"ready": ready, "total": total})
+        await Pickup.update(values).where(Pickup.id == pickup["id"])
+    return Readiness(target, ready, total)
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    ok: bool
+    message: str
+    handed_to: str | None = None
+
+
+async def hand_over(rt: Runtime, actor: Actor, order_id: int, typed_code: str) -> Handover:
+    """Check the code the shopper shows and hand the order over; exactly one clerk wins.
+
+    A wrong code is counted (and locks the order after a few) and reported, not raised, so
+    that the count is kept."""
+    async with rt.writing():
+        pickup = await _load(rt, order_id, actor)
+        status = PickupStatus(pickup["status"])
+        if status is PickupStatus.COLLECTED:
+            raise Conflict("this order has already been handed over")
+        if status is not PickupStatus.READY:
+            raise Conflict(f"this order cannot be handed over: it is {status.replace('_', ' ')}")
+        now = rt.clock.now()
+        try:
+            check = rules.check_code(
+                pickup["code"], typed_code, pickup["wrong_codes"], pickup["code_locked_until"], now
+            )
+        except DomainError as exc:
+            return Handover(False, str(exc))
+        if not check.ok:
+            await Pickup.update(
+                {
+                    Pickup.wrong_codes: check.wrong_codes,
+                    Pickup.code_locked_until: check.locked_until,
+                }
+            ).where(Pickup.id == pickup["id"])
+            message = "that code is not right for this order"
+            if check.locked_until:
+                message += ": too many wrong codes, try again in a few minutes"
+            return Handover(False, message)
+        handed_to = pickup["delegate_name"] or pickup["customer_name"]
+        await Pickup.update(
+            {
+                Pickup.status: PickupStatus.COLLECTED,
+                Pickup.collected_at: now,
+                Pickup.collected_by: actor.staff_id,
+                Pickup.handed_to: handed_to,
+                Pickup.hold_until: None,
+                Pickup.wrong_codes: 0,
+                Pickup.updated_at: now,
+            }
+        ).where(Pickup.id == pickup["id"])
+        await _move_order(rt, pickup, OrderStatus.COLLECTED)
+        event_id = await _event(rt, order_id, EventType.COLLECTED, {"by": handed_to})
+        await _sms(rt, pickup, "collected", f"event:{event_id}", urgent=True)
+        await _cancel_reminders(rt, order_id)
+    return Handover(True, "handed over", handed_to)
+
+
+# ------------------------------------------------------------------ the shopper
+
+
+async def choose_visit(rt: Runtime, order_id: int, start: datetime, end: datetime) -> None:
+    """The shopper says when they will come; changeable until collected."""
+    async with rt.writing():
+        pickup = await _load(rt, order_id, None)
+        await _check_open_for_shopper(pickup)
+        now = rt.clock.now()
+        until = pickup["hold_until"] or rules.hold_until(now)
+        try:
+            rules.check_visit(
+                start, end, _hours(pickup["store_hours"]), pickup["store_timezone"], now, until
+            )
+        except DomainError as exc:
+            raise Invalid(str(exc), field="visit") from exc
+        await Pickup.update(
+            {Pickup.visit_start: start, Pickup.visit_end: end, Pickup.updated_at: now}
+        ).where(Pickup.id == pickup["id"])
+        await _bump(rt, order_id)
+        if pickup["ready_at"] is not None and pickup["hold_until"] is not None:
+            await _schedule_reminders(
+                rt, {**pickup, "visit_start": start}, pickup["ready_at"], until
+            )
+
+
+async def name_delegate(rt: Runtime, order_id: int, name: str) -> str:
+    async with rt.writing():
+        pickup = await _load(rt, order_id, None)
+        await _check_open_for_shopper(pickup)
+        try:
+            clean = rules.check_delegate(name)
+        except DomainError as exc:
+            raise Invalid(str(exc), field="delegate") from exc
+        await Pickup.update({Pickup.delegate_name: clean, Pickup.updated_at: rt.clock.now()}).where(
+            Pickup.id == pickup["id"]
+        )
+        await _bump(rt, order_id)
+    return clean
+
+
+async def _check_open_for_shopper(pickup: dict[str, Any]) -> None:
+    if PickupStatus(pickup["status"]) in rules.FINAL:
+        raise Conflict("this order is no longer waiting to be collected")
+
+
+def _hours(value: Any) -> dict[str, list[str]]:
+    import json
+
+    return json.loads(value) if isinstance(value, str) else (value or {})
+
+
+# ------------------------------------------------------------------ the scheduler
+
+
+async def _due(rt: Runtime, query: Any) -> list[dict[str, Any]]:
+    if not rt.is_sqlite:
+        query = query.lock_rows("UPDATE", skip_locked=True, of=(query.table,))
+    return list(await query.limit(SWEEP_BATCH))
+
+
+async def expire_due(rt: Runtime) -> int:
+    """Cancel orders not collected in time: refund pending for what was paid, an SMS, and
+    the clerk queue shows them as 'return to stock'. Safe with several schedulers."""
+    expired = 0
+    async with rt.writing():
+        now = rt.clock.now()
+        due = await _due(
+            rt,
+            Pickup.select(*_PICKUP_COLUMNS)
+            .where(Pickup.hold_until <= now)
+            .order_by(Pickup.hold_until),
+        )
+        for pickup in due:
+            if PickupStatus(pickup["status"]) is not PickupStatus.READY:
+                continue
+            await Pickup.update(
+                {
+                    Pickup.status: PickupStatus.EXPIRED,
+                    Pickup.hold_until: None,
+                    Pickup.updated_at: now,
+                }
+            ).where(Pickup.id == pickup["id"])
+            await _move_order(rt, pickup, OrderStatus.CANCELLED)
+            event_id = await _event(rt, pickup["order_id"], EventType.PICKUP_EXPIRED)
+            await Refund.insert(
+                Refund(
+                    order=pickup["order_id"],
+                    amount_minor=pickup["total_minor"],
+                    currency=pickup["currency"],
+                    reason="not_collected",
+                    status="pending",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await _sms(rt, pickup, "pickup_expired", f"event:{event_id}")
+            await _cancel_reminders(rt, pickup["order_id"])
+            expired += 1
+    return expired
+
+
+async def send_due_reminders(rt: Runtime) -> int:
+    """Queue the reminders that are due, each once; those of orders no longer waiting are
+    dropped."""
+    sent = 0
+    async with rt.writing():
+        now = rt.clock.now()
+        due = await _due(
+            rt,
+            Reminder.select(Reminder.id, Reminder.kind, Reminder.order)
+            .where(Reminder.due_at <= now)
+            .order_by(Reminder.due_at),
+        )
+        for reminder in due:
+            pickup = (
+                await Pickup.select(*_PICKUP_COLUMNS)
+                .where(Pickup.order == reminder["order"])
+                .first()
+            )
+            waiting = pickup is not None and PickupStatus(pickup["status"]) is PickupStatus.READY
+            done: dict[Column | str, Any] = {Reminder.due_at: None}
+            done[Reminder.sent_at if waiting else Reminder.cancelled_at] = now
+            await Reminder.update(done).where(Reminder.id == reminder["id"])
+            if waiting and pickup is not None:
+                await _sms(rt, pickup, reminder["kind"], f"reminder:{reminder['id']}")
+                sent += 1
+    return sent
