@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from portal.metrics import JOB_FAILURES, SMS_OUTCOMES
 from portal.runtime import Runtime
-from portal.services import messaging
+from portal.services import messaging, pickup
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,29 @@ async def dispatch_outbox(rt: Runtime) -> dict[str, int]:
     return counts
 
 
+async def expire_pickups(rt: Runtime) -> dict[str, int]:
+    expired = await pickup.expire_due(rt)
+    if expired:
+        log.info("pickups expired: %d", expired)
+    return {"expired": expired}
+
+
+async def pickup_reminders(rt: Runtime) -> dict[str, int]:
+    queued = await pickup.send_due_reminders(rt)
+    if queued:
+        log.info("pickup reminders queued: %d", queued)
+    return {"queued": queued}
+
+
+# id -> (job, seconds between runs). Reminders and expiry are queued as SMS rows; the
+# outbox job sends them, so these need not run often.
+JOBS: dict[str, tuple[Callable[[Runtime], Awaitable[Any]], float | None]] = {
+    "dispatch_outbox": (dispatch_outbox, None),  # settings.dispatch_interval_seconds
+    "expire_pickups": (expire_pickups, 60.0),
+    "pickup_reminders": (pickup_reminders, 60.0),
+}
+
+
 def _guarded(
     name: str, job: Callable[[Runtime], Awaitable[Any]], rt: Runtime
 ) -> Callable[[], Awaitable[None]]:
@@ -49,16 +72,17 @@ def _guarded(
 
 
 def register(scheduler: AsyncIOScheduler, rt: Runtime) -> None:
-    scheduler.add_job(
-        _guarded("dispatch_outbox", dispatch_outbox, rt),
-        "interval",
-        seconds=rt.settings.dispatch_interval_seconds,
-        id="dispatch_outbox",
-        replace_existing=True,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=30,
-    )
+    for job_id, (job, seconds) in JOBS.items():
+        scheduler.add_job(
+            _guarded(job_id, job, rt),
+            "interval",
+            seconds=seconds or rt.settings.dispatch_interval_seconds,
+            id=job_id,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=30,
+        )
 
 
 def build_scheduler(rt: Runtime) -> AsyncIOScheduler:

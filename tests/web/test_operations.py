@@ -83,11 +83,12 @@ def test_production_refuses_the_development_secret_and_plain_http():
         Settings.from_env({"PORTAL_DATABASE_URL": "mysql://x"})
 
 
-def test_the_scheduler_registers_the_dispatcher_under_a_stable_id(rt):
+def test_the_scheduler_registers_its_jobs_under_stable_ids(rt):
     scheduler = build_scheduler(rt)
-    job = scheduler.get_job("dispatch_outbox")
-    assert job is not None
-    assert job.max_instances == 1 and job.coalesce is True
+    for job_id in ("dispatch_outbox", "expire_pickups", "pickup_reminders"):
+        job = scheduler.get_job(job_id)
+        assert job is not None, job_id
+        assert job.max_instances == 1 and job.coalesce is True
 
 
 def run_cli(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
