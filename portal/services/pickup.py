@@ -8,7 +8,7 @@ the pickup row (FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE on SQLite), so one win
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from piccolo.columns import Column
@@ -418,3 +418,226 @@ async def send_due_reminders(rt: Runtime) -> int:
                 await _sms(rt, pickup, reminder["kind"], f"reminder:{reminder['id']}")
                 sent += 1
     return sent
+
+
+# ------------------------------------------------------------------ reading, for the console
+
+QUEUE_SECTIONS = ("to_prepare", "partly_ready", "waiting", "collected_today", "return_to_stock")
+_SECTION_OF = {
+    PickupStatus.PREPARING: "to_prepare",
+    PickupStatus.PARTLY_READY: "partly_ready",
+    PickupStatus.READY: "waiting",
+    PickupStatus.COLLECTED: "collected_today",
+    PickupStatus.EXPIRED: "return_to_stock",
+}
+RETURN_TO_STOCK_DAYS = 7
+
+
+@dataclass(slots=True)
+class QueueEntry:
+    order_id: int
+    external_id: str
+    customer_name: str
+    store_code: str
+    status: str
+    ready: int
+    total: int
+    ready_at: datetime | None
+    hold_until: datetime | None
+    visit_start: datetime | None
+    visit_end: datetime | None
+    delegate_name: str | None
+    collected_at: datetime | None
+    updated_at: datetime
+
+    def days_waiting(self, now: datetime) -> int:
+        return (now - self.ready_at).days if self.ready_at else 0
+
+
+async def store_queue(
+    rt: Runtime, actor: Actor, search: str | None = None
+) -> dict[str, list[QueueEntry]]:
+    """The counter's queue, by section. Open pickups of the actor's store (all stores for a
+    manager), plus those collected today and those expired in the last week; `search`
+    matches the order number, the customer's name or the pickup code."""
+    now = rt.clock.now()
+    since = now - timedelta(days=RETURN_TO_STOCK_DAYS)
+    open_statuses = [PickupStatus.PREPARING, PickupStatus.PARTLY_READY, PickupStatus.READY]
+    where: Any = (
+        Pickup.status.is_in(open_statuses)
+        | ((Pickup.status == PickupStatus.COLLECTED) & (Pickup.collected_at >= since))
+        | ((Pickup.status == PickupStatus.EXPIRED) & (Pickup.updated_at >= since))
+    )
+    if actor.store_id is not None:
+        where = (Pickup.store == actor.store_id) & where
+    text = (search or "").strip()
+    if text:
+        code = rules.normalise_code(text)
+        where = where & (
+            (Pickup.order.external_id.ilike(f"%{text}%"))
+            | (Pickup.order.customer.name.ilike(f"%{text}%"))  # type: ignore[union-attr]
+            | (Pickup.code == code)
+        )
+    rows = await (
+        Pickup.select(
+            Pickup.id,
+            Pickup.status,
+            Pickup.ready_at,
+            Pickup.hold_until,
+            Pickup.visit_start,
+            Pickup.visit_end,
+            Pickup.delegate_name,
+            Pickup.collected_at,
+            Pickup.updated_at,
+            Pickup.order.id.as_alias("order_id"),
+            Pickup.order.external_id.as_alias("external_id"),
+            Pickup.order.customer.name.as_alias("customer_name"),  # type: ignore[union-attr]
+            Pickup.store.code.as_alias("store_code"),
+            Pickup.store.timezone.as_alias("store_timezone"),
+        )
+        .where(where)
+        .order_by(Pickup.updated_at)
+        .limit(500)
+    )
+    counts = await _item_counts([r["order_id"] for r in rows])
+    sections: dict[str, list[QueueEntry]] = {name: [] for name in QUEUE_SECTIONS}
+    for r in rows:
+        status = PickupStatus(r["status"])
+        if status is PickupStatus.CANCELLED:
+            continue
+        if status is PickupStatus.COLLECTED and not _same_local_day(
+            r["collected_at"], now, r["store_timezone"]
+        ):
+            continue
+        ready, total = counts.get(r["order_id"], (0, 0))
+        sections[_SECTION_OF[status]].append(
+            QueueEntry(
+                order_id=r["order_id"],
+                external_id=r["external_id"],
+                customer_name=r["customer_name"],
+                store_code=r["store_code"],
+                status=status,
+                ready=ready,
+                total=total,
+                ready_at=r["ready_at"],
+                hold_until=r["hold_until"],
+                visit_start=r["visit_start"],
+                visit_end=r["visit_end"],
+                delegate_name=r["delegate_name"],
+                collected_at=r["collected_at"],
+                updated_at=r["updated_at"],
+            )
+        )
+    sections["waiting"].sort(key=lambda e: (e.visit_start is None, e.visit_start or e.updated_at))
+    return sections
+
+
+def _same_local_day(moment: datetime | None, now: datetime, tz: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    if moment is None:
+        return False
+    zone = ZoneInfo(tz)
+    return moment.astimezone(zone).date() == now.astimezone(zone).date()
+
+
+async def _item_counts(order_ids: list[int]) -> dict[int, tuple[int, int]]:
+    if not order_ids:
+        return {}
+    rows = await OrderLine.select(
+        OrderLine.order, OrderLine.quantity, OrderLine.ready_quantity
+    ).where(OrderLine.order.is_in(order_ids))
+    counts: dict[int, tuple[int, int]] = {}
+    for r in rows:
+        ready, total = counts.get(r["order"], (0, 0))
+        counts[r["order"]] = (ready + r["ready_quantity"], total + r["quantity"])
+    return counts
+
+
+@dataclass(slots=True)
+class CounterView:
+    """One pickup order as the clerk sees it. The code is not shown: the shopper shows it."""
+
+    order_id: int
+    external_id: str
+    status: str
+    customer_name: str
+    delegate_name: str | None
+    store_name: str
+    store_timezone: str
+    lines: list[dict[str, Any]]
+    ready: int
+    total: int
+    ready_at: datetime | None
+    hold_until: datetime | None
+    visit_start: datetime | None
+    visit_end: datetime | None
+    collected_at: datetime | None
+    collected_by: str | None
+    handed_to: str | None
+    code_locked_until: datetime | None
+
+    @property
+    def may_collect(self) -> str:
+        return self.delegate_name or self.customer_name
+
+
+async def counter_view(rt: Runtime, actor: Actor, order_id: int) -> CounterView:
+    """404 for orders of another store, as for orders that do not exist."""
+    row = await (
+        Pickup.select(
+            Pickup.status,
+            Pickup.store,
+            Pickup.delegate_name,
+            Pickup.ready_at,
+            Pickup.hold_until,
+            Pickup.visit_start,
+            Pickup.visit_end,
+            Pickup.collected_at,
+            Pickup.handed_to,
+            Pickup.code_locked_until,
+            Pickup.collected_by.username.as_alias("collected_by"),
+            Pickup.order.external_id.as_alias("external_id"),
+            Pickup.order.customer.name.as_alias("customer_name"),  # type: ignore[union-attr]
+            Pickup.store.name.as_alias("store_name"),
+            Pickup.store.timezone.as_alias("store_timezone"),
+        )
+        .where(Pickup.order == order_id)
+        .first()
+    )
+    if row is None or (actor.store_id is not None and row["store"] != actor.store_id):
+        raise NotFound("no such pickup order in this store")
+    lines = await (
+        OrderLine.select(
+            OrderLine.id,
+            OrderLine.sku,
+            OrderLine.name,
+            OrderLine.quantity,
+            OrderLine.ready_quantity,
+        )
+        .where(OrderLine.order == order_id)
+        .order_by(OrderLine.position)
+    )
+    ready, total = rules.items_ready(
+        rules.Line(r["id"], r["quantity"], r["ready_quantity"]) for r in lines
+    )
+    return CounterView(
+        order_id=order_id,
+        external_id=row["external_id"],
+        status=row["status"],
+        customer_name=row["customer_name"],
+        delegate_name=row["delegate_name"],
+        store_name=row["store_name"],
+        store_timezone=row["store_timezone"],
+        lines=lines,
+        ready=ready,
+        total=total,
+        ready_at=row["ready_at"],
+        hold_until=row["hold_until"],
+        visit_start=row["visit_start"],
+        visit_end=row["visit_end"],
+        collected_at=row["collected_at"],
+        collected_by=row["collected_by"],
+        handed_to=row["handed_to"],
+        code_locked_until=row["code_locked_until"],
+    )

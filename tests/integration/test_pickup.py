@@ -243,3 +243,43 @@ async def test_the_shopper_names_someone_else_to_collect(rt, shop):
     await service.mark_ready(rt, shop["clerk"], order_id)
     code = (await pickup_row(order_id))["code"]
     assert (await service.hand_over(rt, shop["clerk"], order_id, code)).handed_to == "Marco Rossi"
+
+
+async def test_the_counter_queue_sorts_orders_into_sections_for_the_clerks_store_only(
+    rt, shop, clock
+):
+    order_id = shop["order_id"]
+    sections = await service.store_queue(rt, shop["clerk"])
+    assert [e.external_id for e in sections["to_prepare"]] == ["P-1"]
+    assert await service.store_queue(rt, shop["other"]) == {
+        name: [] for name in service.QUEUE_SECTIONS
+    }
+    await service.mark_ready(rt, shop["clerk"], order_id)
+    clock.advance(days=3)
+    [waiting] = (await service.store_queue(rt, shop["clerk"]))["waiting"]
+    assert waiting.days_waiting(clock.now()) == 3
+    assert (waiting.ready, waiting.total) == (3, 3)
+    code = (await pickup_row(order_id))["code"]
+    assert [
+        e.external_id for e in (await service.store_queue(rt, shop["clerk"], code))["waiting"]
+    ] == ["P-1"]
+    assert (await service.store_queue(rt, shop["clerk"], "Clarke"))["waiting"]
+    assert not (await service.store_queue(rt, shop["clerk"], "nobody"))["waiting"]
+    await service.hand_over(rt, shop["clerk"], order_id, code)
+    assert [
+        e.external_id for e in (await service.store_queue(rt, shop["clerk"]))["collected_today"]
+    ] == ["P-1"]
+    clock.advance(days=1)
+    assert (await service.store_queue(rt, shop["clerk"]))["collected_today"] == []
+
+
+async def test_the_counter_view_names_who_may_collect_but_not_the_code(rt, shop):
+    order_id = shop["order_id"]
+    await service.name_delegate(rt, order_id, "Marco Rossi")
+    view = await service.counter_view(rt, shop["clerk"], order_id)
+    assert view.may_collect == "Marco Rossi"
+    assert (view.ready, view.total) == (0, 3)
+    assert [line["name"] for line in view.lines] == ["T-shirt", "Mug"]
+    assert not hasattr(view, "code")
+    with pytest.raises(NotFound):
+        await service.counter_view(rt, shop["other"], order_id)
