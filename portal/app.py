@@ -31,10 +31,17 @@ from portal.settings import Settings
 from portal.sms.gateway import Gateway
 from portal.templating import STATIC_DIR
 from portal.web.api import ShopApi
+from portal.web.clerk import ClerkController
+from portal.web.clerk_auth import (
+    SignInRequired,
+    current_staff,
+    handle_sign_in_required,
+    session_config,
+)
 from portal.web.dev import DevController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.health import healthz, metrics, readyz
-from portal.web.limits import MissLimiter
+from portal.web.limits import LoginLimiter, MissLimiter
 from portal.web.shopper import ShopperController
 from portal.web.webhooks import MessageBirdWebhooks
 
@@ -124,6 +131,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             ShopperController,
+            ClerkController,
             ShopApi,
             MessageBirdWebhooks,
             DevController,
@@ -136,9 +144,13 @@ def create_app(
                 cache_control=CacheControlHeader(max_age=31_536_000, public=True),
             ),
         ],
-        dependencies={"rt": Provide(lambda: rt, sync_to_thread=False)},
+        dependencies={
+            "rt": Provide(lambda: rt, sync_to_thread=False),
+            # A handler that declares `staff: Staff` requires a signed-in clerk or manager.
+            "staff": Provide(current_staff),
+        },
         lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, SignInRequired: handle_sign_in_required},
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_secure=settings.production,
@@ -162,13 +174,14 @@ def create_app(
             ),
         ),
         request_max_body_size=settings.max_body_bytes,
-        middleware=[security_headers],
+        middleware=[security_headers, session_config(settings).middleware],
         stores={"rate_limit": store},
         debug=False,
         logging_config=None,
     )
     app.state.rt = rt
     app.state.miss_limiter = MissLimiter(store, settings.tracking_rate_limit_per_minute)
+    app.state.login_limiter = LoginLimiter(store)
     return app
 
 

@@ -1,12 +1,16 @@
-"""`python -m portal COMMAND`: serve, migrate, seed-demo, create-api-key (contract.md)."""
+"""`python -m portal COMMAND`: serve, migrate, seed-demo, create-api-key, create-clerk
+(contract.md)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from portal.logging_setup import configure_logging
 from portal.settings import Settings, from_env_or_explain
@@ -52,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed-demo", help="a demo shop: a store, orders in several states, an API key")
     key = sub.add_parser("create-api-key", help="print a new API key on the last line")
     key.add_argument("name")
+    clerk = sub.add_parser(
+        "create-clerk", help="a store clerk (or, with --role manager, a manager of every store)"
+    )
+    clerk.add_argument("username", help="3-64 characters: a-z, 0-9, dot, underscore, hyphen")
+    clerk.add_argument("--store", help="the clerk's store code (a manager has none)")
+    clerk.add_argument("--role", choices=["clerk", "manager"], default="clerk")
     args = parser.parse_args(argv)
 
     configure_logging()
@@ -70,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API key for {args.name} (shown once, store it now):")
         print(key_value)
         return 0
+    if args.command == "create-clerk":
+        return create_clerk(settings, args.username, args.store, args.role)
     if args.command == "seed-demo":
         from portal.demo import seed_demo
 
@@ -95,3 +107,41 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def read_password() -> str | None:
+    """From a terminal: asked twice, unechoed. Otherwise: the first line of standard input."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != first:
+            print("create-clerk: the two passwords differ", file=sys.stderr)
+            return None
+        return first
+    line = sys.stdin.readline()
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def create_clerk(settings: Settings, username: str, store: str | None, role: str) -> int:
+    """Exit 0 when created; 2, with the reason on stderr and nothing written, when refused."""
+    from portal.services.errors import ServiceError
+    from portal.services.staff import CreatedStaff, create_staff
+
+    password = read_password()
+    if password is None:
+        return 2
+    try:
+        created = cast(
+            CreatedStaff,
+            asyncio.run(
+                _with_runtime(
+                    settings,
+                    lambda rt: create_staff(rt, username, password, role=role, store_code=store),
+                )
+            ),
+        )
+    except ServiceError as exc:
+        print(f"create-clerk: {exc.detail}", file=sys.stderr)
+        return 2
+    where = f"store {created.store_code}" if created.store_code else "all stores"
+    print(f"created {created.role} {created.username} ({where})")
+    return 0

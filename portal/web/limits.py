@@ -41,3 +41,56 @@ class MissLimiter:
         key = self._bucket(request)
         value = await self.store.get(key)
         await self.store.set(key, str(int(value or 0) + 1), expires_in=WINDOW_SECONDS * 2)
+
+
+LOGIN_WINDOW_SECONDS = 15 * 60
+
+
+class LoginLimiter:
+    """At most `limit` failed sign-ins per username and per client address in 15 minutes.
+
+    Each key holds "<count> <first failure, epoch seconds>" and expires with its window, so
+    a later failure does not extend the block. Only failures count; a success clears the
+    username's count (not the address's, or one good account would reset a guesser's).
+    """
+
+    def __init__(self, store: Store, limit: int = 5, window: int = LOGIN_WINDOW_SECONDS) -> None:
+        self.store = store
+        self.limit = limit
+        self.window = window
+
+    def _keys(self, request: Request[Any, Any, Any], username: str) -> tuple[str, str]:
+        client = request.client.host if request.client else "unknown"
+        return f"login:user:{username.strip().lower()[:64]}", f"login:addr:{client}"
+
+    async def _count(self, key: str) -> tuple[int, float]:
+        value = await self.store.get(key)
+        if value is None:
+            return 0, time.time()
+        count, _, first = (value.decode() if isinstance(value, bytes) else str(value)).partition(
+            " "
+        )
+        return int(count), float(first or time.time())
+
+    async def blocked(self, request: Request[Any, Any, Any], username: str) -> bool:
+        if self.limit <= 0:
+            return False
+        for key in self._keys(request, username):
+            count, _ = await self._count(key)
+            if count >= self.limit:
+                return True
+        return False
+
+    async def record_failure(self, request: Request[Any, Any, Any], username: str) -> None:
+        if self.limit <= 0:
+            return
+        now = time.time()
+        for key in self._keys(request, username):
+            count, first = await self._count(key)
+            left = int(first + self.window - now)
+            if count == 0 or left <= 0:
+                count, first, left = 0, now, self.window
+            await self.store.set(key, f"{count + 1} {first}", expires_in=max(left, 1))
+
+    async def record_success(self, request: Request[Any, Any, Any], username: str) -> None:
+        await self.store.delete(self._keys(request, username)[0])

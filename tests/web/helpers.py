@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -42,3 +43,26 @@ async def ship(
         shipment={"tracking_number": tracking, "carrier": "BRT"},
     )
     assert response.status_code == 201, response.text
+
+
+def csrf_field(html: str) -> str:
+    match = re.search(r'name="_csrf_token" value="([^"]+)"', html)
+    assert match, "the form has no CSRF field"
+    return match.group(1)
+
+
+async def sign_in(
+    client: httpx.AsyncClient, username: str, password: str, *, next_path: str | None = None
+) -> httpx.Response:
+    """What a browser does: open the form (which sets the CSRF cookie), then post it."""
+    form = await client.get("/clerk/login")
+    assert form.status_code == 200, form.text
+    data = {"_csrf_token": csrf_field(form.text), "username": username, "password": password}
+    if next_path is not None:
+        data["next"] = next_path
+    return await client.post("/clerk/login", data=data)
+
+
+async def sign_out(client: httpx.AsyncClient) -> httpx.Response:
+    page = await client.get("/clerk/")
+    return await client.post("/clerk/logout", data={"_csrf_token": csrf_field(page.text)})

@@ -1,0 +1,132 @@
+"""The store console: sign in and out, the signed-in landing page, the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
+
+from portal.services import staff as staff_service
+from portal.web.clerk_auth import (
+    HOME,
+    LOGIN,
+    SignInRequired,
+    Staff,
+    current_staff,
+    end_session,
+    safe_next,
+    start_session,
+)
+from portal.web.deps import RT
+from portal.web.limits import LoginLimiter
+from portal.web.render import render
+
+NO_STORE = {"Cache-Control": "no-store"}
+WRONG = "That username and password do not match an active account."
+TOO_MANY = "Too many failed sign-ins. Wait 15 minutes and try again, or ask your manager."
+
+
+def _see_other(path: str) -> Redirect:
+    return Redirect(path, status_code=HTTP_303_SEE_OTHER, headers=NO_STORE)
+
+
+class ClerkController(Controller):
+    path = "/clerk"
+    include_in_schema = False
+
+    def _form(
+        self,
+        request: Request[Any, Any, Any],
+        *,
+        username: str = "",
+        next_path: str | None = None,
+        error: str | None = None,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Response[Any]:
+        return render(
+            request,
+            "clerk/login.html",
+            {"username": username, "next": next_path or "", "error": error},
+            status_code=status_code,
+            headers={**NO_STORE, **(headers or {})},
+        )
+
+    @get("/login", name="clerk_login")
+    async def login_form(
+        self, request: Request[Any, Any, Any], rt: RT, next: str | None = None
+    ) -> Response[Any]:
+        try:
+            await current_staff(request, rt)
+        except SignInRequired:
+            return self._form(request, next_path=safe_next(next))
+        return _see_other(safe_next(next) or HOME)
+
+    @post("/login", name="clerk_login_post")
+    async def login(self, request: Request[Any, Any, Any], rt: RT) -> Response[Any]:
+        form = await request.form()
+        username = str(form.get("username") or "").strip()[:200]
+        password = str(form.get("password") or "")
+        next_path = safe_next(str(form.get("next") or ""))
+        limiter: LoginLimiter = request.app.state.login_limiter
+        if await limiter.blocked(request, username):
+            return self._form(
+                request,
+                username=username,
+                next_path=next_path,
+                error=TOO_MANY,
+                status_code=429,
+                headers={"Retry-After": str(limiter.window)},
+            )
+        signed_in = await staff_service.sign_in(rt, username, password)
+        if signed_in is None:
+            await limiter.record_failure(request, username)
+            return self._form(
+                request,
+                username=username,
+                next_path=next_path,
+                error=WRONG,
+                status_code=HTTP_400_BAD_REQUEST,
+            )
+        await limiter.record_success(request, username)
+        start_session(request, signed_in)
+        return _see_other(next_path or HOME)
+
+    @post("/logout", name="clerk_logout")
+    async def logout(self, request: Request[Any, Any, Any], rt: RT) -> Response[Any]:
+        try:
+            staff = await current_staff(request, rt)
+        except SignInRequired:
+            staff = None
+        if staff is not None:
+            await staff_service.sign_out(rt, staff)
+        end_session(request)
+        return _see_other(LOGIN)
+
+    @get("/", name="clerk_home")
+    async def home(
+        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, store: str | None = None
+    ) -> Response[Any]:
+        # `?store=CODE` narrows the console to one store; another store's code is a 404.
+        viewing = await staff_service.visible_store(rt, staff, store) if store else None
+        stores = await staff_service.visible_stores(rt, staff) if staff.is_manager else []
+        return render(
+            request,
+            "clerk/home.html",
+            {"staff": staff, "viewing": viewing, "stores": stores},
+            headers=NO_STORE,
+        )
+
+    @get("/audit", name="clerk_audit")
+    async def audit(
+        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, before: int | None = None
+    ) -> Response[Any]:
+        page = await staff_service.audit_page(rt, staff, before=before)
+        return render(
+            request,
+            "clerk/audit.html",
+            {"staff": staff, "page": page, "first_page": before is None},
+            headers=NO_STORE,
+        )
