@@ -21,6 +21,7 @@ from portal.domain.pickup import PickupStatus
 from portal.runtime import Runtime
 from portal.services import messaging
 from portal.services.errors import Conflict, Invalid, NotFound
+from portal.services.staff import record_audit
 
 SWEEP_BATCH = 100
 
@@ -31,6 +32,11 @@ class Actor:
 
     staff_id: int
     store_id: int | None
+
+    @classmethod
+    def of(cls, staff: Any) -> Actor:
+        """From the signed-in CurrentStaff: managers act for every store."""
+        return cls(staff.id, None if staff.is_manager else staff.store_id)
 
 
 async def open_pickup(rt: Runtime, order_id: int, store_id: int) -> None:
@@ -231,6 +237,15 @@ async def mark_ready(
             if target is PickupStatus.PARTLY_READY:
                 await _event(rt, order_id, EventType.PARTLY_READY, {"ready": ready, "total": total})
         await Pickup.update(values).where(Pickup.id == pickup["id"])
+        if changed:
+            await record_audit(
+                rt,
+                staff_id=actor.staff_id,
+                action="mark_ready",
+                order_id=order_id,
+                store_id=pickup["store"],
+                details={"ready": ready, "total": total, "order": pickup["external_id"]},
+            )
     return Readiness(target, ready, total)
 
 
@@ -287,6 +302,14 @@ async def hand_over(rt: Runtime, actor: Actor, order_id: int, typed_code: str) -
         event_id = await _event(rt, order_id, EventType.COLLECTED, {"by": handed_to})
         await _sms(rt, pickup, "collected", f"event:{event_id}", urgent=True)
         await _cancel_reminders(rt, order_id)
+        await record_audit(
+            rt,
+            staff_id=actor.staff_id,
+            action="hand_over",
+            order_id=order_id,
+            store_id=pickup["store"],
+            details={"order": pickup["external_id"], "handed_to": handed_to},
+        )
     return Handover(True, "handed over", handed_to)
 
 

@@ -283,3 +283,19 @@ async def test_the_counter_view_names_who_may_collect_but_not_the_code(rt, shop)
     assert not hasattr(view, "code")
     with pytest.raises(NotFound):
         await service.counter_view(rt, shop["other"], order_id)
+
+
+async def test_counter_actions_land_in_the_audit_log(rt, shop):
+    from portal.db.tables import AuditLog
+
+    order_id = shop["order_id"]
+    await service.mark_ready(rt, shop["clerk"], order_id)
+    await service.hand_over(rt, shop["clerk"], order_id, "999999x")
+    code = (await pickup_row(order_id))["code"]
+    await service.hand_over(rt, shop["clerk"], order_id, code)
+    entries = await AuditLog.select(AuditLog.action, AuditLog.staff, AuditLog.order).order_by(
+        AuditLog.id
+    )
+    assert [e["action"] for e in entries] == ["mark_ready", "wrong_pickup_code", "hand_over"]
+    assert {e["staff"] for e in entries} == {shop["clerk"].staff_id}
+    assert {e["order"] for e in entries} == {order_id}
