@@ -282,6 +282,14 @@ async def hand_over(rt: Runtime, actor: Actor, order_id: int, typed_code: str) -
                     Pickup.code_locked_until: check.locked_until,
                 }
             ).where(Pickup.id == pickup["id"])
+            await record_audit(
+                rt,
+                staff_id=actor.staff_id,
+                action="wrong_pickup_code",
+                order_id=order_id,
+                store_id=pickup["store"],
+                details={"order": pickup["external_id"], "locked": check.locked_until is not None},
+            )
             message = "that code is not right for this order"
             if check.locked_until:
                 message += ": too many wrong codes, try again in a few minutes"
