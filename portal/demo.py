@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from portal.db.tables import StaffUser
 from portal.runtime import Runtime
-from portal.services import api_keys, orders, stores
+from portal.services import api_keys, orders, pickup, staff, stores
 from portal.services.inputs import (
     AddressIn,
     CustomerIn,
@@ -21,7 +22,9 @@ from portal.services.inputs import (
 
 HOURS = {d: ["09:30-13:00", "15:00-19:30"] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}
 
-# (external id, customer, locale, fulfilment, events after "placed")
+DEMO_CLERK = ("demo.clerk", "demo-counter-2026")  # development only: printed on purpose
+
+# (external id, customer, locale, fulfilment, events after "placed"; "ready" is the counter's)
 DEMO_ORDERS = [
     ("DEMO-1001", "Giulia Bianchi", "+39 347 123 4567", "it", "delivery", ["packed", "shipped"]),
     ("DEMO-1002", "Marco Rossi", "+39 333 765 4321", "it", "delivery", []),
@@ -57,6 +60,7 @@ DEMO_ORDERS = [
         "delivery",
         ["backordered", "cancelled"],
     ),
+    ("DEMO-1007", "Sofia Romano", "+39 339 555 1212", "it", "pickup", ["packed", "ready"]),
 ]
 
 
@@ -72,6 +76,7 @@ async def seed_demo(rt: Runtime) -> None:
             opening_hours=HOURS,
         ),
     )
+    clerk_id = await _demo_clerk(rt)
     now = rt.clock.now()
     links = {}
     for n, (external_id, name, phone, locale, method, events) in enumerate(DEMO_ORDERS):
@@ -103,6 +108,9 @@ async def seed_demo(rt: Runtime) -> None:
         )
         if created:
             for event in events:
+                if event == "ready":
+                    await pickup.mark_ready(rt, pickup.Actor(clerk_id, None), receipt.id)
+                    continue
                 shipment = (
                     ShipmentIn(
                         tracking_number=f"BRT{8_000_000 + n}",
@@ -124,6 +132,10 @@ async def seed_demo(rt: Runtime) -> None:
         print(f"  {external_id} ({state}): {url}")
     if not rt.settings.messagebird_access_key and not rt.settings.production:
         print(f"\nDev SMS inbox: {base}/dev/sms")
+    if not rt.settings.production:
+        print(
+            f"Clerk console: {base}/clerk/login  (user {DEMO_CLERK[0]}, password {DEMO_CLERK[1]})"
+        )
     print(f"API schema:    {base}/schema")
     print(f"Demo API key:  {key}")
     print(
@@ -132,3 +144,13 @@ async def seed_demo(rt: Runtime) -> None:
         f"    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n"
         '    -d \'{"type": "shipped", "shipment": {"tracking_number": "BRT123", "carrier": "BRT"}}\'\n'
     )
+
+
+async def _demo_clerk(rt: Runtime) -> int:
+    existing = (
+        await StaffUser.select(StaffUser.id).where(StaffUser.username == DEMO_CLERK[0]).first()
+    )
+    if existing:
+        return int(existing["id"])
+    created = await staff.create_staff(rt, DEMO_CLERK[0], DEMO_CLERK[1], store_code="MI01")
+    return created.id

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from portal.app import create_app
+from portal.demo import DEMO_ORDERS
 from portal.services import messaging
 from portal.settings import Settings, SettingsError
 from scheduler.jobs import build_scheduler, dispatch_outbox
@@ -117,7 +118,8 @@ def test_seed_demo_runs_twice_and_prints_the_links(db_url):
     assert first.returncode == 0, first.stderr
     again = run_cli(db_url, "seed-demo")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("/t/") == 6
+    assert again.stdout.count("/t/") == len(DEMO_ORDERS)
+    assert "Clerk console:" in again.stdout
     assert "Demo API key:  pk_" in again.stdout
     # the same links both times: the orders were not created again
     links = lambda out: sorted(line for line in out.splitlines() if "/t/" in line)  # noqa: E731
