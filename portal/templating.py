@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_skeleton, format_time
+from babel.dates import format_date, format_skeleton, format_time, get_day_names
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from portal.domain.money import from_minor
+from portal.domain.store import DAYS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -43,6 +45,43 @@ def day(value: datetime | None, locale: str = "en", tz: str = "UTC", fmt: str = 
     return format_date(value.astimezone(ZoneInfo(tz)).date(), format=fmt, locale=locale)
 
 
+def span(start: datetime | None, end: datetime | None, locale: str = "en", tz: str = "UTC") -> str:
+    """A visit on one day, with an en dash: 'Sat, Nov 28, 11:00 AM - 12:00 PM'."""
+    if start is None or end is None:
+        return ""
+    zone = ZoneInfo(tz)
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    return (
+        f"{format_skeleton('MMMEd', local_start, locale=locale)}, "
+        f"{format_time(local_start, 'short', locale=locale)} – "
+        f"{format_time(local_end, 'short', locale=locale)}"
+    )
+
+
+def _clock(hhmm: str, locale: str) -> str:
+    if hhmm == "24:00":
+        hhmm = "00:00"
+    return format_time(time.fromisoformat(hhmm), "short", locale=locale)
+
+
+def week_hours(
+    hours: Mapping[str, list[str]] | None, locale: str = "en"
+) -> list[tuple[str, list[str]]]:
+    """A store's week, Monday first: (day name, its opening spans) in the locale's words.
+    The spans are the store's own clock times, so they are shown as they are."""
+    names = get_day_names("wide", locale=locale)
+    return [
+        (
+            names[i],
+            [
+                f"{_clock(a, locale)} – {_clock(b, locale)}"
+                for a, b in (span.split("-") for span in (hours or {}).get(key) or [])
+            ],
+        )
+        for i, key in enumerate(DAYS)
+    ]
+
+
 def make_environment(directory: Path = TEMPLATES_DIR) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(directory)),
@@ -56,7 +95,7 @@ def make_environment(directory: Path = TEMPLATES_DIR) -> Environment:
     # Page strings are marked for translation now; the catalogs come with the messaging work.
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     env.globals["N_"] = lambda message: message  # marks a msgid that is translated later
-    env.filters.update(money=money, when=when, day=day)
+    env.filters.update(money=money, when=when, day=day, span=span, week_hours=week_hours)
     return env
 
 

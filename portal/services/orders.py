@@ -12,6 +12,7 @@ from piccolo.columns import Column
 from portal import db
 from portal.db.tables import AccessToken, Customer, Order, OrderEvent, OrderLine, Shipment, Store
 from portal.domain import DomainError, InvalidTransition, locale, tokens
+from portal.domain import pickup as pickup_rules
 from portal.domain.money import InvalidMoney, check_currency, format_decimal_string, to_minor
 from portal.domain.order import (
     SHOP_EVENTS,
@@ -418,6 +419,33 @@ class TrackingState:
         return is_final(OrderStatus(self.status))
 
 
+@dataclass(frozen=True, slots=True)
+class PickupView:
+    """The click-and-collect part of the shopper's page. The code is only kept while the
+    order waits at the counter: never before it is ready, never once it is final."""
+
+    status: str
+    ready_items: int
+    total_items: int
+    code: str | None
+    ready_at: datetime | None
+    hold_until: datetime | None
+    visit_start: datetime | None
+    visit_end: datetime | None
+    delegate_name: str | None
+    collected_at: datetime | None
+    # Who took it when it was not the shopper (None: "you").
+    collected_by: str | None
+
+    @property
+    def final(self) -> bool:
+        return self.status in pickup_rules.FINAL
+
+    @property
+    def display_code(self) -> str:
+        return pickup_rules.display_code(self.code) if self.code else ""
+
+
 @dataclass(slots=True)
 class TrackingView:
     state: TrackingState
@@ -435,6 +463,7 @@ class TrackingView:
     events: list[dict[str, Any]] = field(default_factory=list)
     store: dict[str, Any] | None = None
     address: dict[str, Any] | None = None
+    pickup: PickupView | None = None
 
 
 # The page's reads as fixed SQL: this is the hottest path, and building Piccolo queries
@@ -442,17 +471,26 @@ class TrackingView:
 _STATE_COLUMNS = """o.id AS order_id, o.version, o.status, c.locale, t.expires_at, t.revoked_at"""
 _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.placed_at,
        o.delivery_address, c.name AS customer_name, c.phone, s.name AS store_name,
-       s.address AS store_address, s.timezone AS store_timezone, s.opening_hours AS store_hours"""
+       s.address AS store_address, s.timezone AS store_timezone, s.opening_hours AS store_hours,
+       p.status AS pickup_status, p.code AS pickup_code, p.ready_at AS pickup_ready_at,
+       p.hold_until AS pickup_hold_until, p.visit_start AS pickup_visit_start,
+       p.visit_end AS pickup_visit_end, p.delegate_name AS pickup_delegate,
+       p.collected_at AS pickup_collected_at, p.handed_to AS pickup_handed_to"""
 _FROM_LINK = """FROM access_token t JOIN orders o ON o.id = t."order"
      JOIN customer c ON c.id = o.customer"""
+# A pickup order has one pickup row (unique on "order"); delivery orders get NULLs.
+_JOIN_STORE_PICKUP = """LEFT JOIN store s ON s.id = o.store
+     LEFT JOIN pickup p ON p."order" = o.id"""
 STATE_SQL = f"SELECT {_STATE_COLUMNS} {_FROM_LINK} WHERE t.token_hash = {{}}"
 ORDER_SQL = f"""SELECT {_ORDER_COLUMNS}
-FROM orders o JOIN customer c ON c.id = o.customer LEFT JOIN store s ON s.id = o.store
+FROM orders o JOIN customer c ON c.id = o.customer {_JOIN_STORE_PICKUP}
 WHERE o.id = {{}}"""
-LINE_COLUMNS = ("name", "sku", "quantity", "unit_price_minor")
+LINE_COLUMNS = ("name", "sku", "quantity", "unit_price_minor", "ready_quantity")
 SHIPMENT_COLUMNS = ("id", "tracking_number", "carrier", "eta", "status")
 EVENT_COLUMNS = ("type", "occurred_at", "shipment", "note")
-LINES_SQL = 'SELECT name, sku, quantity, unit_price_minor FROM order_line WHERE "order" = {} ORDER BY position'
+LINES_SQL = (
+    f'SELECT {", ".join(LINE_COLUMNS)} FROM order_line WHERE "order" = {{}} ORDER BY position'
+)
 SHIPMENTS_SQL = (
     'SELECT id, tracking_number, carrier, eta, status FROM shipment WHERE "order" = {} ORDER BY id'
 )
@@ -460,13 +498,14 @@ EVENTS_SQL = """SELECT type, occurred_at, shipment, note FROM order_event WHERE 
 ORDER BY occurred_at DESC, id DESC"""
 # PostgreSQL: the whole page in one round trip (lines, parcels and events as arrays of rows).
 PAGE_SQL_PG = f"""SELECT {_STATE_COLUMNS}, {_ORDER_COLUMNS},
-  ARRAY(SELECT ROW(l.name, l.sku, l.quantity, l.unit_price_minor) FROM order_line l
+  ARRAY(SELECT ROW(l.name, l.sku, l.quantity, l.unit_price_minor, l.ready_quantity)
+        FROM order_line l
         WHERE l."order" = o.id ORDER BY l.position) AS lines,
   ARRAY(SELECT ROW(sh.id, sh.tracking_number, sh.carrier, sh.eta, sh.status) FROM shipment sh
         WHERE sh."order" = o.id ORDER BY sh.id) AS shipments,
   ARRAY(SELECT ROW(e.type, e.occurred_at, e.shipment, e.note) FROM order_event e
         WHERE e."order" = o.id ORDER BY e.occurred_at DESC, e.id DESC) AS events
-{_FROM_LINK} LEFT JOIN store s ON s.id = o.store
+{_FROM_LINK} {_JOIN_STORE_PICKUP}
 WHERE t.token_hash = {{}}"""
 
 
@@ -550,6 +589,31 @@ def _build_view(
         events=events,
         store=store,
         address=_partial_address(_json(order["delivery_address"])),
+        pickup=_pickup_view(order, lines),
+    )
+
+
+def _pickup_view(order: dict[str, Any], lines: list[dict[str, Any]]) -> PickupView | None:
+    status = order["pickup_status"]
+    if status is None:
+        return None
+    ready, total = pickup_rules.items_ready(
+        pickup_rules.Line(i, line["quantity"], line["ready_quantity"] or 0)
+        for i, line in enumerate(lines)
+    )
+    handed_to = order["pickup_handed_to"]
+    return PickupView(
+        status=status,
+        ready_items=ready,
+        total_items=total,
+        code=order["pickup_code"] if status == pickup_rules.PickupStatus.READY else None,
+        ready_at=order["pickup_ready_at"],
+        hold_until=order["pickup_hold_until"],
+        visit_start=order["pickup_visit_start"],
+        visit_end=order["pickup_visit_end"],
+        delegate_name=order["pickup_delegate"],
+        collected_at=order["pickup_collected_at"],
+        collected_by=handed_to if handed_to and handed_to != order["customer_name"] else None,
     )
 
 

@@ -1,17 +1,22 @@
-"""The shopper's page for one order (/t/{token}) and its live progress fragment."""
+"""The shopper's page for one order (/t/{token}), its live progress fragment, and the
+click-and-collect forms on it (visit, delegate)."""
 
 from __future__ import annotations
 
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
-from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_429_TOO_MANY_REQUESTS
 
 from portal.domain.locale import page_locale
 from portal.services import orders
+from portal.services import pickup as pickup_service
+from portal.services.errors import ServiceError
+from portal.web import pickup_card
 from portal.web.deps import RT
 from portal.web.limits import MissLimiter
 from portal.web.render import render
@@ -85,14 +90,102 @@ class ShopperController(Controller):
         view = await orders.tracking_view(rt, state)
         # 286 tells htmx to stop polling; the final fragment also has no trigger left.
         status = 286 if state.final and request.headers.get("hx-request") else 200
+        context = _context(rt, token, view, with_forms=False)
+        response = render(
+            request, PAGE, context, block="progress", status_code=status, headers=headers
+        )
+        if state.final and view.pickup is not None:
+            # The pickup card's forms go with the last swap (htmx applies it out of band).
+            card = render(request, PAGE, {**context, "oob": True}, block="pickup")
+            response.content = f"{response.content}{card.content}"
+        return response
+
+    # ------------------------------------------------------------ click-and-collect forms
+
+    async def _pickup_order(
+        self, request: Request[Any, Any, Any], rt: RT, token: str
+    ) -> orders.TrackingView | None:
+        view = await self._resolve(request, orders.tracking_page(rt, token))
+        return view if view is not None and view.pickup is not None else None
+
+    def _pickup_answer(
+        self,
+        request: Request[Any, Any, Any],
+        rt: RT,
+        token: str,
+        view: orders.TrackingView,
+        *,
+        forms: pickup_card.PickupForms | None,
+        status_code: int,
+    ) -> Response[Any]:
+        """The page again (or its pickup card for htmx), with the message by the form."""
         return render(
             request,
             PAGE,
-            _context(rt, token, view),
-            block="progress",
-            status_code=status,
-            headers=headers,
+            _context(rt, token, view, forms=forms),
+            block="pickup" if _is_htmx(request) else None,
+            status_code=status_code,
+            headers={**PRIVATE_HEADERS, "Cache-Control": "no-store"},
         )
+
+    async def _pickup_saved(
+        self, request: Request[Any, Any, Any], rt: RT, token: str
+    ) -> Response[Any]:
+        if not _is_htmx(request):
+            return Redirect(
+                f"/t/{token}#pickup", status_code=HTTP_303_SEE_OTHER, headers=PRIVATE_HEADERS
+            )
+        view = await orders.tracking_page(rt, token)
+        if view is None:  # the link was revoked in between
+            return self._not_found(request, fragment=False)
+        return self._pickup_answer(request, rt, token, view, forms=None, status_code=200)
+
+    @post("/{token:str}/visit", name="track_visit")
+    async def visit(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        view = await self._pickup_order(request, rt, token)
+        if view is None:
+            return self._not_found(request, fragment=False)
+        form = await request.form()
+        day = str(form.get("day") or "")[:10]
+        at = str(form.get("time") or "")[:5]
+        now = rt.clock.now()
+        try:
+            start, end = pickup_card.parse_visit(view, day, at, now)
+            await pickup_service.choose_visit(rt, view.state.order_id, start, end)
+        except ServiceError as exc:
+            forms = pickup_card.forms_for(
+                view, now, _locale(view), day=day, at=at, visit_error=exc.detail
+            )
+            return self._pickup_answer(
+                request, rt, token, view, forms=forms, status_code=exc.status_code
+            )
+        return await self._pickup_saved(request, rt, token)
+
+    @post("/{token:str}/delegate", name="track_delegate")
+    async def delegate(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        view = await self._pickup_order(request, rt, token)
+        if view is None:
+            return self._not_found(request, fragment=False)
+        form = await request.form()
+        name = str(form.get("name") or "")
+        try:
+            await pickup_service.name_delegate(rt, view.state.order_id, name)
+        except ServiceError as exc:
+            forms = pickup_card.forms_for(
+                view,
+                rt.clock.now(),
+                _locale(view),
+                delegate=name[: pickup_card.NAME_KEPT],
+                delegate_error=exc.detail,
+            )
+            return self._pickup_answer(
+                request, rt, token, view, forms=forms, status_code=exc.status_code
+            )
+        return await self._pickup_saved(request, rt, token)
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -102,11 +195,40 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return etag in candidates or "*" in candidates
 
 
-def _context(rt: RT, token: str, view: orders.TrackingView) -> dict[str, Any]:
+def _is_htmx(request: Request[Any, Any, Any]) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def _locale(view: orders.TrackingView) -> str:
+    return page_locale(view.state.locale)
+
+
+def _context(
+    rt: RT,
+    token: str,
+    view: orders.TrackingView,
+    *,
+    forms: pickup_card.PickupForms | None = None,
+    with_forms: bool = True,
+) -> dict[str, Any]:
+    locale = _locale(view)
+    qr = None
+    if view.pickup is not None:
+        if view.pickup.code:
+            qr = pickup_card.qr_svg(
+                pickup_card.handover_url(
+                    rt.settings.base_url, view.state.order_id, view.pickup.code
+                )
+            )
+        if forms is None and with_forms:
+            forms = pickup_card.forms_for(view, rt.clock.now(), locale)
     return {
         "v": view,
         "token": token,
-        "locale": page_locale(view.state.locale),
+        "locale": locale,
         "poll_seconds": rt.settings.poll_seconds,
         "live": not view.state.final,
+        "qr": qr,
+        "forms": forms,
+        "oob": False,
     }
