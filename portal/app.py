@@ -38,6 +38,7 @@ from portal.web.clerk_auth import (
     handle_sign_in_required,
     session_config,
 )
+from portal.web.counter import CounterController
 from portal.web.dev import DevController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.health import healthz, metrics, readyz
@@ -132,6 +133,7 @@ def create_app(
         route_handlers=[
             ShopperController,
             ClerkController,
+            CounterController,
             ShopApi,
             MessageBirdWebhooks,
             DevController,

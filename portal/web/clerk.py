@@ -1,13 +1,15 @@
-"""The store console: sign in and out, the signed-in landing page, the audit log."""
+"""The store console: sign in and out, the pickup queue (the landing page), the audit log."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 
+from portal.services import pickup
 from portal.services import staff as staff_service
 from portal.web.clerk_auth import (
     HOME,
@@ -19,12 +21,14 @@ from portal.web.clerk_auth import (
     safe_next,
     start_session,
 )
+from portal.web.counter import local_time
 from portal.web.deps import RT
 from portal.web.limits import LoginLimiter
 from portal.web.render import render
 
 NO_STORE = {"Cache-Control": "no-store"}
 WRONG = "That username and password do not match an active account."
+QUEUE_POLL_SECONDS = 15
 TOO_MANY = "Too many failed sign-ins. Wait 15 minutes and try again, or ask your manager."
 
 
@@ -107,15 +111,45 @@ class ClerkController(Controller):
 
     @get("/", name="clerk_home")
     async def home(
-        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, store: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        rt: RT,
+        staff: Staff,
+        store: str | None = None,
+        q: str | None = None,
     ) -> Response[Any]:
-        # `?store=CODE` narrows the console to one store; another store's code is a 404.
+        """The store's pickup queue. `?store=CODE` narrows it to one store (another store's
+        code is a 404), `?q=` searches it; htmx's poll gets only the `queue` block."""
         viewing = await staff_service.visible_store(rt, staff, store) if store else None
-        stores = await staff_service.visible_stores(rt, staff) if staff.is_manager else []
+        stores = await staff_service.visible_stores(rt, staff)
+        actor = pickup.Actor.of(staff)
+        if viewing is not None:
+            actor = pickup.Actor(staff.id, viewing.id)
+        search = (q or "").strip()[:100]
+        sections = await pickup.store_queue(rt, actor, search or None)
+        params = {"store": viewing.code} if viewing else {}
+        if search:
+            params["q"] = search
+        fragment = bool(request.headers.get("hx-request")) and not request.headers.get(
+            "hx-history-restore-request"
+        )
         return render(
             request,
             "clerk/home.html",
-            {"staff": staff, "viewing": viewing, "stores": stores},
+            {
+                "staff": staff,
+                "viewing": viewing,
+                "stores": stores if staff.is_manager else [],
+                "zones": {s.code: s.timezone for s in stores},
+                "sections": sections,
+                "q": search,
+                "now": rt.clock.now(),
+                "poll_seconds": QUEUE_POLL_SECONDS,
+                # The poll asks for the same view: the same store and the same search.
+                "queue_url": HOME + (f"?{urlencode(params)}" if params else ""),
+                "local_time": local_time,
+            },
+            block="queue" if fragment else None,
             headers=NO_STORE,
         )
 
