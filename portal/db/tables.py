@@ -32,6 +32,9 @@ class Store(Table, tablename="store"):
     timezone = Varchar(length=64, default="Europe/Rome")
     phone = Varchar(length=32, null=True, default=None)
     opening_hours = JSON(default={})
+    # Click-and-collect: how long a ready order is held, and when the shopper is reminded.
+    pickup_hold_days = SmallInt(default=7)
+    pickup_reminder_days = SmallInt(default=2)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 

@@ -81,3 +81,6 @@ class StoreIn(Struct, forbid_unknown_fields=True):
     timezone: Annotated[str, Meta(min_length=1, max_length=64)]
     phone: Annotated[str, Meta(max_length=32)] | None = None
     opening_hours: OpeningHours | None = None
+    # Click-and-collect: days a ready order is held; days before the first reminder.
+    pickup_hold_days: Annotated[int, Meta(ge=1, le=60)] = 7
+    pickup_reminder_days: Annotated[int, Meta(ge=1, le=30)] = 2

@@ -472,6 +472,7 @@ _STATE_COLUMNS = """o.id AS order_id, o.version, o.status, c.locale, t.expires_a
 _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.placed_at,
        o.delivery_address, c.name AS customer_name, c.phone, s.name AS store_name,
        s.address AS store_address, s.timezone AS store_timezone, s.opening_hours AS store_hours,
+       s.pickup_hold_days AS store_hold_days,
        p.status AS pickup_status, p.code AS pickup_code, p.ready_at AS pickup_ready_at,
        p.hold_until AS pickup_hold_until, p.visit_start AS pickup_visit_start,
        p.visit_end AS pickup_visit_end, p.delegate_name AS pickup_delegate,
@@ -568,6 +569,7 @@ def _build_view(
             "address": _json(order["store_address"]),
             "timezone": order["store_timezone"],
             "opening_hours": _json(order["store_hours"]),
+            "hold_days": order["store_hold_days"],
         }
     tz = store["timezone"] if store else timezone_of(order["phone"], "Europe/Rome")
     parcel_no = {s["id"]: i + 1 for i, s in enumerate(shipments)}

@@ -75,6 +75,8 @@ _PICKUP_COLUMNS = (
     Pickup.store.name.as_alias("store_name"),
     Pickup.store.timezone.as_alias("store_timezone"),
     Pickup.store.opening_hours.as_alias("store_hours"),
+    Pickup.store.pickup_hold_days.as_alias("hold_days"),
+    Pickup.store.pickup_reminder_days.as_alias("reminder_days"),
 )
 
 
@@ -165,7 +167,13 @@ async def _schedule_reminders(
 ) -> None:
     """(Re)plan the reminders of a waiting order: the unsent ones follow the latest plan."""
     await _cancel_reminders(rt, pickup["order_id"])
-    for due in rules.reminders(ready_at, until, pickup["store_timezone"], pickup["visit_start"]):
+    for due in rules.reminders(
+        ready_at,
+        until,
+        pickup["store_timezone"],
+        pickup["visit_start"],
+        waiting_after=timedelta(days=pickup["reminder_days"]),
+    ):
         key = f"pickup:{pickup['id']}:{due.kind}:{due.at.isoformat()}"
         if await Reminder.exists().where(Reminder.key == key):
             continue
@@ -226,7 +234,7 @@ async def mark_ready(
         now = rt.clock.now()
         values: dict[Any, Any] = {Pickup.status: target, Pickup.updated_at: now}
         if target is PickupStatus.READY and status is not PickupStatus.READY:
-            until = rules.hold_until(now)
+            until = rules.hold_until(now, pickup["hold_days"])
             values.update({Pickup.ready_at: now, Pickup.hold_until: until})
             await _move_order(rt, pickup, OrderStatus.READY_FOR_PICKUP)
             event_id = await _event(rt, order_id, EventType.READY_FOR_PICKUP)
@@ -330,7 +338,7 @@ async def choose_visit(rt: Runtime, order_id: int, start: datetime, end: datetim
         pickup = await _load(rt, order_id, None)
         await _check_open_for_shopper(pickup)
         now = rt.clock.now()
-        until = pickup["hold_until"] or rules.hold_until(now)
+        until = pickup["hold_until"] or rules.hold_until(now, pickup["hold_days"])
         try:
             rules.check_visit(
                 start, end, _hours(pickup["store_hours"]), pickup["store_timezone"], now, until

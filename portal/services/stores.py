@@ -38,6 +38,8 @@ async def put_store(rt: Runtime, code: str, data: StoreIn) -> tuple[dict[str, An
         "timezone": timezone,
         "phone": phone,
         "opening_hours": hours,
+        "pickup_hold_days": data.pickup_hold_days,
+        "pickup_reminder_days": data.pickup_reminder_days,
     }
     now = rt.clock.now()
     for _ in range(2):

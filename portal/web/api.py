@@ -56,6 +56,8 @@ class StoreOut(Struct):
     address: dict[str, Any]
     phone: str | None
     opening_hours: dict[str, list[str]]
+    pickup_hold_days: int
+    pickup_reminder_days: int
 
 
 class RevokedOut(Struct):

@@ -65,8 +65,8 @@ class PickupForms:
 def _until(view: TrackingView, now: datetime) -> datetime:
     # As services.pickup.choose_visit: before the order is ready, the holding period it
     # would get if it were ready now.
-    assert view.pickup is not None
-    return view.pickup.hold_until or rules.hold_until(now)
+    assert view.pickup is not None and view.store is not None
+    return view.pickup.hold_until or rules.hold_until(now, view.store["hold_days"])
 
 
 def _windows(view: TrackingView, now: datetime) -> list[rules.Window]:

@@ -299,3 +299,33 @@ async def test_counter_actions_land_in_the_audit_log(rt, shop):
     assert [e["action"] for e in entries] == ["mark_ready", "wrong_pickup_code", "hand_over"]
     assert {e["staff"] for e in entries} == {shop["clerk"].staff_id}
     assert {e["order"] for e in entries} == {order_id}
+
+
+async def test_each_store_sets_its_holding_period_and_first_reminder(rt, shop, clock):
+    from portal.db.tables import Store
+
+    await Store.update({Store.pickup_hold_days: 3, Store.pickup_reminder_days: 1}).where(
+        Store.code == "MI01"
+    )
+    order_id = shop["order_id"]
+    await service.mark_ready(rt, shop["clerk"], order_id)
+    assert (await pickup_row(order_id))["hold_until"] == clock.now() + timedelta(days=3)
+    due = {
+        r["kind"]: r["due_at"]
+        for r in await Reminder.select(Reminder.kind, Reminder.due_at).where(
+            Reminder.due_at.is_not_null()
+        )
+    }
+    assert due == {
+        "pickup_waiting": clock.now() + timedelta(days=1),
+        "pickup_last_day": clock.now() + timedelta(days=2),
+    }
+
+
+async def test_two_schedulers_sweeping_at_once_expire_an_order_once(rt, shop, clock):
+    await service.mark_ready(rt, shop["clerk"], shop["order_id"])
+    clock.advance(days=8)
+    results = await asyncio.gather(service.expire_due(rt), service.expire_due(rt))
+    assert sorted(results) == [0, 1]
+    assert await Refund.count() == 1
+    assert (await sms_kinds()).count("pickup_expired") == 1
