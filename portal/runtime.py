@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from jinja2 import Environment
 from piccolo.engine.base import Engine
+from piccolo.query import Select
 
 from portal import db
 from portal.clock import Clock, SystemClock
@@ -29,6 +30,14 @@ class Runtime:
     @property
     def is_sqlite(self) -> bool:
         return db.is_sqlite(self.engine)
+
+    def for_update(self, query: Select, *, skip_locked: bool = False) -> Select:
+        """Lock the rows `query` reads (of its own table) until the transaction ends:
+        FOR UPDATE [SKIP LOCKED] on PostgreSQL. SQLite has no row locks and needs none:
+        its write transactions (BEGIN IMMEDIATE) run one at a time."""
+        if self.is_sqlite:
+            return query
+        return query.lock_rows("UPDATE", skip_locked=skip_locked, of=(query.table,))
 
 
 def make_gateway(settings: Settings) -> Gateway:

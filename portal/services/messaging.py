@@ -148,9 +148,7 @@ async def _claim(rt: Runtime, now: datetime, limit: int) -> list[dict[str, Any]]
             .order_by(SmsMessage.next_attempt_at)
             .limit(limit)
         )
-        if not rt.is_sqlite:
-            query = query.lock_rows("UPDATE", skip_locked=True, of=(SmsMessage,))
-        rows = await query
+        rows = await rt.for_update(query, skip_locked=True)
         if not rows:
             return []
         ids = [r["id"] for r in rows]

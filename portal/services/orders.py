@@ -267,10 +267,8 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
             Order.customer.phone.as_alias("phone"),
             Order.customer.locale.as_alias("locale"),
         ).where(Order.external_id == external_id)
-        if not rt.is_sqlite:
-            # Concurrent events for one order queue up here instead of racing.
-            query = query.lock_rows("UPDATE", of=(Order,))
-        order = await query.first()
+        # Concurrent events for one order queue up here instead of racing.
+        order = await rt.for_update(query).first()
         if order is None:
             raise NotFound(f"no order with external_id {external_id!r}", field="external_id")
         parcels = await Shipment.select(

@@ -83,9 +83,7 @@ _PICKUP_COLUMNS = (
 async def _load(rt: Runtime, order_id: int, actor: Actor | None) -> dict[str, Any]:
     """The pickup of an order, locked for this transaction; 404 outside the actor's store."""
     query = Pickup.select(*_PICKUP_COLUMNS).where(Pickup.order == order_id)
-    if not rt.is_sqlite:
-        query = query.lock_rows("UPDATE", of=(Pickup,))
-    row = await query.first()
+    row = await rt.for_update(query).first()
     if row is None or (actor and actor.store_id is not None and row["store"] != actor.store_id):
         raise NotFound("no such pickup order in this store")
     return row
@@ -385,9 +383,7 @@ def _hours(value: Any) -> dict[str, list[str]]:
 
 
 async def _due(rt: Runtime, query: Any) -> list[dict[str, Any]]:
-    if not rt.is_sqlite:
-        query = query.lock_rows("UPDATE", skip_locked=True, of=(query.table,))
-    return list(await query.limit(SWEEP_BATCH))
+    return list(await rt.for_update(query.limit(SWEEP_BATCH), skip_locked=True))
 
 
 async def expire_due(rt: Runtime) -> int:
