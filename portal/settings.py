@@ -24,6 +24,15 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _int(name: str, value: str | None, default: int) -> int:
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = "sqlite:///portal.db"
@@ -36,6 +45,20 @@ class Settings:
     messagebird_endpoint: str = "https://rest.messagebird.com"
     messagebird_originator: str = "Shop"
     messagebird_signing_key: str | None = None
+    # Outgoing webhook to the shop's systems (delivery changes, returns, refunds ...):
+    # events are POSTed there, signed with HMAC-SHA256 of the body with the secret.
+    shop_webhook_url: str | None = None
+    shop_webhook_secret: str | None = None
+    # Delivery changes: "auto" accepts them at once; "manual" leaves them for the shop to
+    # accept or reject through the API.
+    delivery_changes: str = "auto"
+    # Cut-offs. The address (or a switch to a store) can change until the order reaches
+    # this status (exclusive): "packed" means while placed or back-ordered only; "shipped"
+    # (default) means until it leaves the warehouse.
+    address_change_until: str = "shipped"
+    # A new day or new instructions must come this many hours before the delivery day
+    # begins (store/shopper time): 6 means until 18:00 the evening before.
+    delivery_change_cutoff_hours: int = 6
     # Not in the contract: tuning knobs with safe defaults.
     sms_send_timeout: float = 10.0
     sms_max_attempts: int = 6
@@ -85,6 +108,17 @@ class Settings:
             messagebird_endpoint=get("MESSAGEBIRD_ENDPOINT", d.messagebird_endpoint).rstrip("/"),
             messagebird_originator=get("MESSAGEBIRD_ORIGINATOR", d.messagebird_originator),
             messagebird_signing_key=get("MESSAGEBIRD_SIGNING_KEY") or None,
+            shop_webhook_url=(get("PORTAL_SHOP_WEBHOOK_URL") or "").strip() or None,
+            shop_webhook_secret=get("PORTAL_SHOP_WEBHOOK_SECRET") or None,
+            delivery_changes=get("PORTAL_DELIVERY_CHANGES", d.delivery_changes).strip().lower(),
+            address_change_until=get("PORTAL_ADDRESS_CHANGE_UNTIL", d.address_change_until)
+            .strip()
+            .lower(),
+            delivery_change_cutoff_hours=_int(
+                "PORTAL_DELIVERY_CHANGE_CUTOFF_HOURS",
+                get("PORTAL_DELIVERY_CHANGE_CUTOFF_HOURS"),
+                d.delivery_change_cutoff_hours,
+            ),
         )
         settings.validate()
         return settings
@@ -109,6 +143,25 @@ class Settings:
                 raise SettingsError("PORTAL_BASE_URL must be https:// when PORTAL_ENV=production")
         elif self.secret_key == DEV_SECRET_KEY:
             log.warning("PORTAL_SECRET_KEY is not set: using the development key")
+        if self.delivery_changes not in {"auto", "manual"}:
+            raise SettingsError(
+                f"PORTAL_DELIVERY_CHANGES must be auto or manual, not {self.delivery_changes!r}"
+            )
+        if self.address_change_until not in {"packed", "shipped"}:
+            raise SettingsError(
+                "PORTAL_ADDRESS_CHANGE_UNTIL must be packed or shipped, "
+                f"not {self.address_change_until!r}"
+            )
+        if not 0 <= self.delivery_change_cutoff_hours <= 72:
+            raise SettingsError("PORTAL_DELIVERY_CHANGE_CUTOFF_HOURS must be between 0 and 72")
+        if self.shop_webhook_url:
+            if not self.shop_webhook_url.startswith(("http://", "https://")):
+                raise SettingsError("PORTAL_SHOP_WEBHOOK_URL must be an http(s):// URL")
+            if not self.shop_webhook_secret or len(self.shop_webhook_secret) < 16:
+                raise SettingsError(
+                    "PORTAL_SHOP_WEBHOOK_SECRET (at least 16 characters) must be set with "
+                    "PORTAL_SHOP_WEBHOOK_URL: the shop checks each call's signature with it"
+                )
         if (
             len(self.messagebird_originator) > 11
             and not self.messagebird_originator.lstrip("+").isdigit()

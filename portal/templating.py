@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +22,9 @@ TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
 
 
+@lru_cache(maxsize=4096)
 def money(minor: int, currency: str, locale: str = "en") -> str:
+    """Prices repeat across pages, and babel's formatting is most of a render's cost."""
     return format_currency(from_minor(minor, currency), currency, locale=locale)
 
 
@@ -58,6 +62,7 @@ def span(start: datetime | None, end: datetime | None, locale: str = "en", tz: s
     )
 
 
+@lru_cache(maxsize=1024)
 def _clock(hhmm: str, locale: str) -> str:
     if hhmm == "24:00":
         hhmm = "00:00"
@@ -66,20 +71,27 @@ def _clock(hhmm: str, locale: str) -> str:
 
 def week_hours(
     hours: Mapping[str, list[str]] | None, locale: str = "en"
-) -> list[tuple[str, list[str]]]:
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """A store's week, Monday first: (day name, its opening spans) in the locale's words.
-    The spans are the store's own clock times, so they are shown as they are."""
+    The spans are the store's own clock times, so they are shown as they are. Stores have
+    few distinct weeks, so each (week, locale) is formatted once per process."""
+    return _week_hours(json.dumps(hours or {}, sort_keys=True), locale)
+
+
+@lru_cache(maxsize=512)
+def _week_hours(hours_json: str, locale: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    hours: dict[str, list[str]] = json.loads(hours_json)
     names = get_day_names("wide", locale=locale)
-    return [
+    return tuple(
         (
             names[i],
-            [
+            tuple(
                 f"{_clock(a, locale)} – {_clock(b, locale)}"
-                for a, b in (span.split("-") for span in (hours or {}).get(key) or [])
-            ],
+                for a, b in (span.split("-") for span in hours.get(key) or [])
+            ),
         )
         for i, key in enumerate(DAYS)
-    ]
+    )
 
 
 def make_environment(directory: Path = TEMPLATES_DIR) -> Environment:

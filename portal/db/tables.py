@@ -45,6 +45,9 @@ class Customer(Table, tablename="customer"):
     name = Varchar(length=120)
     email = Varchar(length=254, null=True, default=None)
     locale = Varchar(length=8, default="en")
+    # Set when the number texted STOP (or turned SMS updates off on the page): only what the
+    # shopper asks for (a one-time code) is sent until START.
+    sms_opt_out_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -89,6 +92,11 @@ class Shipment(Table, tablename="shipment"):
     carrier = Varchar(length=64, default="")
     eta = Timestamptz(null=True, default=None)
     status = Varchar(length=24)
+    # Delivery changes: the days the shop offers for a new delivery (ISO dates; none given:
+    # the next working days after the ETA), the day the shopper chose, their instructions.
+    delivery_days = JSON(null=True, default=None)
+    delivery_day = Varchar(length=10, null=True, default=None)
+    instructions = JSON(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
@@ -230,6 +238,88 @@ class AuditLog(Table, tablename="audit_log"):
     details = JSON(default={})
 
 
+class DeliveryChange(Table, tablename="delivery_change"):
+    """A shopper's change to a delivery, for the shop to read (`GET /api/v1/changes`, id as
+    the cursor) and, when changes are not accepted automatically, to decide."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, index=True, on_delete=OnDelete.restrict)
+    # The parcel it concerns; none before dispatch (the change is for the whole order).
+    shipment = ForeignKey(references=Shipment, null=True, default=None)
+    kind = Varchar(length=24)
+    status = Varchar(length=16, default="requested")
+    data = JSON(default={})  # what the shopper asked for
+    previous = JSON(default={})  # what it replaces
+    reason = Varchar(length=300, null=True, default=None)  # why the shop rejected it
+    decided_by = Varchar(length=16, null=True, default=None)  # "auto" or "shop"
+    requested_at = Timestamptz(default=TimestamptzNow())
+    decided_at = Timestamptz(null=True, default=None)
+
+
+class OneTimeCode(Table, tablename="one_time_code"):
+    """A code sent by SMS to the order's phone to confirm a sensitive change (`pending`)."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, index=True, on_delete=OnDelete.restrict)
+    purpose = Varchar(length=24)
+    code_hash = Varchar(length=64)
+    pending = JSON(default={})
+    attempts = SmallInt(default=0)
+    expires_at = Timestamptz()
+    locked_until = Timestamptz(null=True, default=None)
+    used_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ShopEvent(Table, tablename="shop_event"):
+    """Outgoing webhook outbox: each row is POSTed to PORTAL_SHOP_WEBHOOK_URL until it is
+    accepted; `event_id` is sent with it, so the shop can drop a repeat."""
+
+    id = Serial(primary_key=True)
+    event_id = Varchar(length=40, unique=True)
+    type = Varchar(length=48)
+    order = ForeignKey(
+        references=Order, null=True, default=None, index=True, on_delete=OnDelete.set_null
+    )
+    payload = JSON(default={})
+    status = Varchar(length=16, default="pending")
+    attempts = SmallInt(default=0)
+    # Set only while the event waits to be (re)sent: the sender's indexed lookup.
+    next_attempt_at = Timestamptz(null=True, default=None, index=True)
+    claimed_at = Timestamptz(null=True, default=None)
+    last_error = Varchar(length=300, null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    delivered_at = Timestamptz(null=True, default=None)
+
+
+class InboundSms(Table, tablename="inbound_sms"):
+    """Texts shoppers send us (MessageBird's inbound webhook); the gateway id makes a repeated
+    call harmless."""
+
+    id = Serial(primary_key=True)
+    gateway_id = Varchar(length=64, unique=True)
+    originator = Varchar(length=20)  # E.164
+    body = Text()
+    order = ForeignKey(
+        references=Order, null=True, default=None, index=True, on_delete=OnDelete.set_null
+    )
+    handled_as = Varchar(length=24, default="")
+    received_at = Timestamptz(default=TimestamptzNow())
+
+
+class SurveyResponse(Table, tablename="survey_response"):
+    """A shopper's 1-5 answer to the satisfaction SMS, once per order."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, unique=True, on_delete=OnDelete.restrict)
+    store = ForeignKey(
+        references=Store, null=True, default=None, index=True, on_delete=OnDelete.set_null
+    )
+    score = SmallInt()
+    comment = Varchar(length=300, null=True, default=None)
+    received_at = Timestamptz(default=TimestamptzNow())
+
+
 class ApiKey(Table, tablename="api_key"):
     id = Serial(primary_key=True)
     name = Varchar(length=80)
@@ -252,5 +342,10 @@ ALL_TABLES: list[type[Table]] = [
     Reminder,
     Refund,
     AuditLog,
+    DeliveryChange,
+    OneTimeCode,
+    ShopEvent,
+    InboundSms,
+    SurveyResponse,
     ApiKey,
 ]
