@@ -205,3 +205,14 @@ def phone_without_js(browser: Browser, live_server: LiveServer) -> Iterator[Page
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def tablet(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
+    """A store counter's tablet (1024 x 768, landscape, not mobile). Takes `live_server` so
+    it closes before the server stops."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, is_mobile=False)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
