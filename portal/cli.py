@@ -1,5 +1,5 @@
 """`python -m portal COMMAND`: serve, migrate, seed-demo, create-api-key, create-clerk
-(contract.md)."""
+(contract.md), shop-events retry-failed."""
 
 from __future__ import annotations
 
@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     clerk.add_argument("username", help="3-64 characters: a-z, 0-9, dot, underscore, hyphen")
     clerk.add_argument("--store", help="the clerk's store code (a manager has none)")
     clerk.add_argument("--role", choices=["clerk", "manager"], default="clerk")
+    shop_events = sub.add_parser("shop-events", help="the outgoing shop webhook's events")
+    shop_events_sub = shop_events.add_subparsers(dest="shop_events_command", required=True)
+    shop_events_sub.add_parser(
+        "retry-failed", help="send the events the shop refused for 3 days again, from now"
+    )
     args = parser.parse_args(argv)
 
     configure_logging()
@@ -82,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "create-clerk":
         return create_clerk(settings, args.username, args.store, args.role)
+    if args.command == "shop-events":
+        return retry_failed_shop_events(settings)
     if args.command == "seed-demo":
         from portal.demo import seed_demo
 
@@ -144,4 +151,14 @@ def create_clerk(settings: Settings, username: str, store: str | None, role: str
         return 2
     where = f"store {created.store_code}" if created.store_code else "all stores"
     print(f"created {created.role} {created.username} ({where})")
+    return 0
+
+
+def retry_failed_shop_events(settings: Settings) -> int:
+    from portal.services.shop_events import retry_failed
+
+    requeued = cast(int, asyncio.run(_with_runtime(settings, retry_failed)))
+    print(f"requeued {requeued} failed shop event(s)")
+    if requeued and not settings.shop_webhook_url:
+        print("PORTAL_SHOP_WEBHOOK_URL is not set: they wait until it is", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from portal.metrics import JOB_FAILURES, SMS_OUTCOMES
 from portal.runtime import Runtime
-from portal.services import messaging, pickup
+from portal.services import messaging, pickup, shop_events
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,21 @@ async def pickup_reminders(rt: Runtime) -> dict[str, int]:
     return {"queued": queued}
 
 
+async def deliver_shop_events(rt: Runtime) -> dict[str, int]:
+    if not rt.settings.shop_webhook_url:
+        return {}
+    result = await shop_events.deliver_due(rt)
+    counts = result.counts()
+    if result.claimed or result.errors:
+        log.info("shop webhook: %s", " ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts
+
+
 # id -> (job, seconds between runs). Reminders and expiry are queued as SMS rows; the
 # outbox job sends them, so these need not run often.
 JOBS: dict[str, tuple[Callable[[Runtime], Awaitable[Any]], float | None]] = {
     "dispatch_outbox": (dispatch_outbox, None),  # settings.dispatch_interval_seconds
+    "deliver_shop_events": (deliver_shop_events, None),  # likewise
     "expire_pickups": (expire_pickups, 60.0),
     "pickup_reminders": (pickup_reminders, 60.0),
 }

@@ -31,6 +31,7 @@ from portal.runtime import Runtime, build_runtime
 from portal.settings import Settings
 from tests.fakes.clock import ManualClock
 from tests.fakes.messagebird_server import FakeMessageBird
+from tests.fakes.shop_receiver import ShopReceiver
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,3 +172,14 @@ async def api_key(rt: Runtime) -> str:
 @pytest.fixture
 def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
+
+
+SHOP_WEBHOOK_SECRET = "shop-webhook-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def shop_receiver() -> Iterator[ShopReceiver]:
+    """The shop's webhook endpoint: records calls, checks their signatures, fails on demand."""
+    with ShopReceiver(secret=SHOP_WEBHOOK_SECRET) as receiver:
+        yield receiver
+        assert not receiver.server_errors, receiver.server_errors
