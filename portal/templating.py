@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, time
+from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,15 @@ def day(value: datetime | None, locale: str = "en", tz: str = "UTC", fmt: str = 
     if value is None:
         return ""
     return format_date(value.astimezone(ZoneInfo(tz)).date(), format=fmt, locale=locale)
+
+
+def isoday(value: date | str | None, locale: str = "en") -> str:
+    """A calendar day with its weekday, no year: "Fri, Nov 27"."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    return format_skeleton("MMMEd", value, locale=locale)
 
 
 def span(start: datetime | None, end: datetime | None, locale: str = "en", tz: str = "UTC") -> str:
@@ -107,7 +116,9 @@ def make_environment(directory: Path = TEMPLATES_DIR) -> Environment:
     # Page strings are marked for translation now; the catalogs come with the messaging work.
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     env.globals["N_"] = lambda message: message  # marks a msgid that is translated later
-    env.filters.update(money=money, when=when, day=day, span=span, week_hours=week_hours)
+    env.filters.update(
+        money=money, when=when, day=day, isoday=isoday, span=span, week_hours=week_hours
+    )
     return env
 
 

@@ -48,6 +48,15 @@ class EventType(StrEnum):
     COLLECTED = "collected"
     PICKUP_EXPIRED = "pickup_expired"
     CANCELLED = "cancelled"
+    # The shopper's delivery changes (portal/domain/delivery.py).
+    ADDRESS_CHANGED = "address_changed"
+    SWITCHED_TO_PICKUP = "switched_to_pickup"
+    DELIVERY_RESCHEDULED = "delivery_rescheduled"
+    INSTRUCTIONS_UPDATED = "instructions_updated"
+    CHANGE_REQUESTED = "change_requested"
+    CHANGE_REJECTED = "change_rejected"
+    # The shopper answered yes by SMS to "ready for pickup" or "see you today".
+    VISIT_CONFIRMED = "visit_confirmed"
 
 
 # Recorded by the portal itself (order creation, the store's counter, the scheduler).
@@ -58,6 +67,13 @@ PORTAL_EVENTS: frozenset[EventType] = frozenset(
         EventType.READY_FOR_PICKUP,
         EventType.COLLECTED,
         EventType.PICKUP_EXPIRED,
+        EventType.ADDRESS_CHANGED,
+        EventType.SWITCHED_TO_PICKUP,
+        EventType.DELIVERY_RESCHEDULED,
+        EventType.INSTRUCTIONS_UPDATED,
+        EventType.CHANGE_REQUESTED,
+        EventType.CHANGE_REJECTED,
+        EventType.VISIT_CONFIRMED,
     }
 )
 SHOP_EVENTS: frozenset[EventType] = frozenset(EventType) - PORTAL_EVENTS

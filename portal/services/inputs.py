@@ -7,7 +7,7 @@ exists) are checked by the services.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from msgspec import Meta, Struct
@@ -63,6 +63,8 @@ class ShipmentIn(Struct, forbid_unknown_fields=True):
     tracking_number: Annotated[str, Meta(min_length=1, max_length=64)]
     carrier: Annotated[str, Meta(max_length=64)] = ""
     eta: datetime | None = None
+    # Days the shopper may move the delivery to (default: the 5 working days after the ETA).
+    delivery_days: Annotated[list[date], Meta(max_length=31)] | None = None
 
 
 class EventIn(Struct, forbid_unknown_fields=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from piccolo.columns import Column
@@ -303,18 +303,14 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
             values[Order.closed_at] = None
         await Order.update(values).where(Order.id == order["id"])
         await _set_token_expiry(rt, order["id"], now, closed=is_final(plan.order_status))
-        entry = await OrderEvent.insert(
-            OrderEvent(
-                order=order["id"],
-                type=event,
-                occurred_at=_aware(data.occurred_at, now),
-                recorded_at=now,
-                shipment=shipment_id,
-                note=data.note,
-                data={},
-            )
-        ).returning(OrderEvent.id)
-        event_id = entry[0]["id"]
+        event_id = await add_event(
+            rt,
+            order["id"],
+            event,
+            shipment_id=shipment_id,
+            note=data.note,
+            occurred_at=_aware(data.occurred_at, now),
+        )
         kind = sms_for(event, fulfilment)
         if kind:
             token = await messaging.link_token(order["id"])
@@ -338,6 +334,32 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
     return EventOutcome(external_id, plan.order_status, event_id, False)
 
 
+async def add_event(
+    rt: Runtime,
+    order_id: int,
+    event: EventType,
+    *,
+    shipment_id: int | None = None,
+    note: str | None = None,
+    data: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> int:
+    """One timeline entry (inside the caller's transaction); returns its id."""
+    now = rt.clock.now()
+    entry = await OrderEvent.insert(
+        OrderEvent(
+            order=order_id,
+            type=event,
+            occurred_at=occurred_at or now,
+            recorded_at=now,
+            shipment=shipment_id,
+            note=note,
+            data=data or {},
+        )
+    ).returning(OrderEvent.id)
+    return int(entry[0]["id"])
+
+
 async def _apply_shipment(
     order_id: int, plan: Any, data: EventIn, parcels: list[dict[str, Any]], now: datetime
 ) -> int | None:
@@ -352,6 +374,7 @@ async def _apply_shipment(
                 tracking_number=plan.shipment_key,
                 carrier=data.shipment.carrier,
                 eta=_aware(data.shipment.eta, now) if data.shipment.eta else None,
+                delivery_days=_days(data.shipment.delivery_days),
                 status=plan.shipment_status,
                 created_at=now,
                 updated_at=now,
@@ -365,8 +388,17 @@ async def _apply_shipment(
     }
     if data.shipment and data.shipment.eta:
         values[Shipment.eta] = _aware(data.shipment.eta, now)
+    if data.shipment and data.shipment.delivery_days is not None:
+        values[Shipment.delivery_days] = _days(data.shipment.delivery_days)
+    if plan.shipment_status is ShipmentStatus.DELIVERY_FAILED:
+        # The day the shopper chose has passed without a delivery: they choose again.
+        values[Shipment.delivery_day] = None
     await Shipment.update(values).where(Shipment.id == shipment_id)
     return int(shipment_id)
+
+
+def _days(days: list[date] | None) -> list[str] | None:
+    return [d.isoformat() for d in sorted(set(days))] if days else None
 
 
 async def _set_token_expiry(rt: Runtime, order_id: int, now: datetime, *, closed: bool) -> None:

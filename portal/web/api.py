@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import FromPath
-from msgspec import Struct
+from litestar.params import FromPath, Parameter
+from msgspec import Meta, Struct
 
-from portal.services import api_keys, orders, stores
+from portal.services import api_keys, delivery, orders, stores
 from portal.services.inputs import Code, EventIn, ExternalId, OrderIn, StoreIn
 from portal.web.deps import RT
 
@@ -64,6 +64,14 @@ class RevokedOut(Struct):
     revoked: int
 
 
+class DecisionIn(Struct, forbid_unknown_fields=True):
+    # Shown to the shopper when a change is rejected.
+    reason: Annotated[str, Meta(max_length=300)] | None = None
+
+
+ChangeId = Annotated[int, Meta(ge=1)]
+
+
 class ShopApi(Controller):
     path = "/api/v1"
     guards = [require_api_key]
@@ -100,3 +108,35 @@ class ShopApi(Controller):
         self, request: Request[Any, Any, Any], rt: RT, external_id: FromPath[ExternalId]
     ) -> RevokedOut:
         return RevokedOut(await orders.revoke_links(rt, external_id))
+
+    @get(
+        "/changes",
+        summary="Delivery changes in the order they were made, after a cursor",
+        description="Poll with `after` set to the `next` of the previous answer; "
+        "a change made while you poll is never skipped.",
+    )
+    async def list_changes(
+        self,
+        rt: RT,
+        after: Annotated[int, Parameter(ge=0, description="the last change id you have")] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        return await delivery.list_changes(rt, after=after, limit=limit)
+
+    @get("/changes/{change_id:int}", summary="One delivery change")
+    async def get_change(self, rt: RT, change_id: FromPath[ChangeId]) -> dict[str, Any]:
+        return await delivery.get_change(rt, change_id)
+
+    @post("/changes/{change_id:int}/accept", summary="Accept a requested delivery change")
+    async def accept_change(
+        self, rt: RT, change_id: FromPath[ChangeId], data: DecisionIn | None = None
+    ) -> dict[str, Any]:
+        return await delivery.decide(rt, change_id, accept=True)
+
+    @post("/changes/{change_id:int}/reject", summary="Reject a requested delivery change")
+    async def reject_change(
+        self, rt: RT, change_id: FromPath[ChangeId], data: DecisionIn | None = None
+    ) -> dict[str, Any]:
+        return await delivery.decide(
+            rt, change_id, accept=False, reason=data.reason if data else None
+        )

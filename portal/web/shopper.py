@@ -1,5 +1,6 @@
 """The shopper's page for one order (/t/{token}), its live progress fragment, and the
-click-and-collect forms on it (visit, delegate)."""
+forms on it: click-and-collect (visit, delegate) and delivery changes (address, store,
+day, instructions, the one-time code)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_429_TOO_MANY_REQUESTS
 
+from portal.domain.delivery import ChangeStatus
 from portal.domain.locale import page_locale
-from portal.services import orders
+from portal.domain.order import Fulfilment, OrderStatus
+from portal.services import delivery, orders
 from portal.services import pickup as pickup_service
 from portal.services.errors import ServiceError
-from portal.web import pickup_card
+from portal.web import delivery_card, pickup_card
 from portal.web.deps import RT
 from portal.web.limits import MissLimiter
 from portal.web.render import render
@@ -28,6 +31,18 @@ PRIVATE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex, nofollow",
 }
+PAGE_HEADERS = {**PRIVATE_HEADERS, "Cache-Control": "no-store"}
+# Where the delivery card has something to offer or to explain; elsewhere it is not read.
+CHANGEABLE = frozenset(
+    {
+        OrderStatus.PLACED,
+        OrderStatus.BACKORDERED,
+        OrderStatus.PACKED,
+        OrderStatus.SHIPPED,
+        OrderStatus.OUT_FOR_DELIVERY,
+        OrderStatus.DELIVERY_FAILED,
+    }
+)
 
 
 class ShopperController(Controller):
@@ -69,11 +84,18 @@ class ShopperController(Controller):
         view = await self._resolve(request, orders.tracking_page(rt, token))
         if view is None:
             return self._not_found(request, fragment=False)
+        saved = request.query_params.get("saved")
         return render(
             request,
             PAGE,
-            _context(rt, token, view),
-            headers={**PRIVATE_HEADERS, "Cache-Control": "no-store"},
+            _context(
+                rt,
+                token,
+                view,
+                d=await _delivery_options(rt, view),
+                saved=saved if saved in delivery_card.SAVED_TEXT else None,
+            ),
+            headers=PAGE_HEADERS,
         )
 
     @get("/{token:str}/progress", name="track_progress")
@@ -187,6 +209,202 @@ class ShopperController(Controller):
             )
         return await self._pickup_saved(request, rt, token)
 
+    # ------------------------------------------------------------------ delivery changes
+
+    async def _delivery_order(
+        self, request: Request[Any, Any, Any], rt: RT, token: str
+    ) -> orders.TrackingView | None:
+        view = await self._resolve(request, orders.tracking_page(rt, token))
+        return view if view is not None and view.fulfilment == Fulfilment.DELIVERY else None
+
+    async def _delivery_answer(
+        self,
+        request: Request[Any, Any, Any],
+        rt: RT,
+        token: str,
+        *,
+        dform: delivery_card.DeliveryForm | None = None,
+        saved: str | None = None,
+        status_code: int = 200,
+    ) -> Response[Any]:
+        """After a delivery form: plain forms get the page (a refusal) or a 303 to it (done);
+        htmx gets the card, with the progress and timeline swapped out of band."""
+        if dform is None and not _is_htmx(request):
+            return Redirect(
+                f"/t/{token}?saved={saved}#delivery" if saved else f"/t/{token}#delivery",
+                status_code=HTTP_303_SEE_OTHER,
+                headers=PRIVATE_HEADERS,
+            )
+        view = await orders.tracking_page(rt, token)
+        if view is None:  # the link was revoked in between
+            return self._not_found(request, fragment=False)
+        d = await _delivery_options(rt, view)
+        if _is_htmx(request) and d is None:
+            # The order is no longer one with a delivery card (it moved to a store): the
+            # whole page changes.
+            target = f"/t/{token}?saved={saved}" if saved else f"/t/{token}"
+            return Response("", status_code=200, headers={**PAGE_HEADERS, "HX-Redirect": target})
+        context = _context(rt, token, view, d=d, dform=dform, saved=saved)
+        if not _is_htmx(request):
+            return render(request, PAGE, context, status_code=status_code, headers=PAGE_HEADERS)
+        card = render(
+            request, PAGE, context, block="delivery", status_code=status_code, headers=PAGE_HEADERS
+        )
+        progress = render(request, PAGE, {**context, "oob_progress": True}, block="progress")
+        card.content = f"{card.content}{progress.content}"
+        return card
+
+    async def _delivery_form(
+        self, request: Request[Any, Any, Any], rt: RT, token: str
+    ) -> tuple[orders.TrackingView | None, dict[str, str], int | None]:
+        view = await self._delivery_order(request, rt, token)
+        form = await request.form()
+        values = {k: str(v) for k, v in form.items() if k not in ("_csrf_token", "version")}
+        raw = str(form.get("version") or "")
+        return view, values, int(raw) if raw.isdigit() else None
+
+    def _done(self, result: delivery.ChangeResult) -> str:
+        return result.kind.value if result.status is ChangeStatus.ACCEPTED else "requested"
+
+    @post("/{token:str}/delivery/address", name="track_address")
+    async def change_address(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        view, values, version = await self._delivery_form(request, rt, token)
+        if view is None:
+            return self._not_found(request, fragment=False)
+        try:
+            await delivery.request_address_change(rt, view.state.order_id, values, version=version)
+        except ServiceError as exc:
+            dform = delivery_card.refused("address", values, exc)
+            return await self._delivery_answer(
+                request, rt, token, dform=dform, status_code=exc.status_code
+            )
+        return await self._delivery_answer(request, rt, token, saved="code_sent")
+
+    @post("/{token:str}/delivery/store", name="track_switch")
+    async def switch_to_store(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        return await self._store(request, rt, token, None)
+
+    @post("/{token:str}/parcels/{shipment_id:int}/store", name="track_parcel_switch")
+    async def parcel_to_store(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: int
+    ) -> Response[Any]:
+        return await self._store(request, rt, token, shipment_id)
+
+    async def _store(
+        self, request: Request[Any, Any, Any], rt: RT, token: str, shipment_id: int | None
+    ) -> Response[Any]:
+        view, values, version = await self._delivery_form(request, rt, token)
+        if view is None:
+            return self._not_found(request, fragment=False)
+        try:
+            await delivery.request_store_switch(
+                rt,
+                view.state.order_id,
+                values.get("store", ""),
+                shipment_id=shipment_id,
+                version=version,
+            )
+        except ServiceError as exc:
+            dform = delivery_card.refused("store", values, exc, shipment_id)
+            return await self._delivery_answer(
+                request, rt, token, dform=dform, status_code=exc.status_code
+            )
+        return await self._delivery_answer(request, rt, token, saved="code_sent")
+
+    @post("/{token:str}/delivery/code", name="track_code")
+    async def confirm_code(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        view, values, _ = await self._delivery_form(request, rt, token)
+        if view is None:
+            return self._not_found(request, fragment=False)
+        try:
+            result = await delivery.confirm_code(rt, view.state.order_id, values.get("code", ""))
+        except ServiceError as exc:
+            dform = delivery_card.refused("code", values, exc)
+            return await self._delivery_answer(
+                request, rt, token, dform=dform, status_code=exc.status_code
+            )
+        return await self._delivery_answer(request, rt, token, saved=self._done(result))
+
+    @post("/{token:str}/delivery/resend", name="track_code_resend")
+    async def resend_code(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        view, values, _ = await self._delivery_form(request, rt, token)
+        if view is None:
+            return self._not_found(request, fragment=False)
+        try:
+            await delivery.resend_code(rt, view.state.order_id)
+        except ServiceError as exc:
+            dform = delivery_card.refused("code", values, exc)
+            return await self._delivery_answer(
+                request, rt, token, dform=dform, status_code=exc.status_code
+            )
+        return await self._delivery_answer(request, rt, token, saved="code_sent")
+
+    @post("/{token:str}/delivery/cancel", name="track_code_cancel")
+    async def cancel_code(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        view = await self._delivery_order(request, rt, token)
+        if view is None:
+            return self._not_found(request, fragment=False)
+        await delivery.cancel_code(rt, view.state.order_id)
+        return await self._delivery_answer(request, rt, token, saved="cancelled")
+
+    @post("/{token:str}/parcels/{shipment_id:int}/day", name="track_day")
+    async def change_day(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: int
+    ) -> Response[Any]:
+        view, values, version = await self._delivery_form(request, rt, token)
+        if view is None:
+            return self._not_found(request, fragment=False)
+        try:
+            result = await delivery.reschedule(
+                rt, view.state.order_id, shipment_id, values.get("day", ""), version=version
+            )
+        except ServiceError as exc:
+            dform = delivery_card.refused("day", values, exc, shipment_id)
+            return await self._delivery_answer(
+                request, rt, token, dform=dform, status_code=exc.status_code
+            )
+        return await self._delivery_answer(request, rt, token, saved=self._done(result))
+
+    @post("/{token:str}/parcels/{shipment_id:int}/instructions", name="track_instructions")
+    async def change_instructions(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: int
+    ) -> Response[Any]:
+        view, values, version = await self._delivery_form(request, rt, token)
+        if view is None:
+            return self._not_found(request, fragment=False)
+        try:
+            result = await delivery.set_instructions(
+                rt,
+                view.state.order_id,
+                shipment_id,
+                safe_place=values.get("safe_place"),
+                neighbour=values.get("neighbour"),
+                note=values.get("note"),
+                version=version,
+            )
+        except ServiceError as exc:
+            dform = delivery_card.refused("instructions", values, exc, shipment_id)
+            return await self._delivery_answer(
+                request, rt, token, dform=dform, status_code=exc.status_code
+            )
+        return await self._delivery_answer(request, rt, token, saved=self._done(result))
+
+
+async def _delivery_options(rt: RT, view: orders.TrackingView) -> delivery.DeliveryOptions | None:
+    if view.fulfilment != Fulfilment.DELIVERY or view.state.status not in CHANGEABLE:
+        return None
+    return await delivery.options(rt, view.state.order_id)
+
 
 def _etag_matches(header: str | None, etag: str) -> bool:
     if not header:
@@ -210,6 +428,9 @@ def _context(
     *,
     forms: pickup_card.PickupForms | None = None,
     with_forms: bool = True,
+    d: delivery.DeliveryOptions | None = None,
+    dform: delivery_card.DeliveryForm | None = None,
+    saved: str | None = None,
 ) -> dict[str, Any]:
     locale = _locale(view)
     qr = None
@@ -231,4 +452,10 @@ def _context(
         "qr": qr,
         "forms": forms,
         "oob": False,
+        "oob_progress": False,
+        "d": d,
+        "dform": dform,
+        "saved": saved,
+        "address_country": ((view.address or {}).get("country") or "").upper(),
+        **delivery_card.CONTEXT,
     }

@@ -34,6 +34,11 @@ STORE_NAMES = {
     "pl": "Galeria Mokotów, Warszawa ul. Wołoska 12",
 }
 ORDER_NUMBER = "SHOP-2026-0012345678"
+# The longest day each language writes ("Wed, Nov 25" in babel's MMMEd skeleton).
+DAYS = {"en": "Wed, Nov 25", "it": "mer 25 nov", "es": "mié, 25 nov", "pl": "śr., 25 lis"}
+# Texts that carry no link: a one-time code is read off the screen, not followed.
+WITHOUT_LINK = {"otp"}
+CHANGES = ("reschedule", "address", "switch_to_pickup", "instructions")
 
 
 def _runtime() -> Any:
@@ -43,8 +48,16 @@ def _runtime() -> Any:
     )
 
 
-def _context(locale: str, pickup: bool) -> dict[str, Any]:
+def _context(locale: str, pickup: bool, change: str = "reschedule") -> dict[str, Any]:
     return {
+        "change": change,
+        "day": DAYS[locale],
+        "code": "123456",
+        "minutes": 10,
+        "reason": "",
+        # Answers to a shopper's text: the store's phone (HELP), the order's live link.
+        "store_phone": "+39 0471 123 4567",
+        "has_link": True,
         "first_name": FIRST_NAMES[locale],
         "order_number": ORDER_NUMBER,
         "carrier": "DHL Express",
@@ -79,19 +92,30 @@ def _cases() -> list[Any]:
     for path in TEMPLATES:
         locale, kind = path.parent.name, path.stem
         # Only templates that read `pickup` render differently for a pickup order.
-        pickups = (False, True) if "pickup" in path.read_text(encoding="utf-8") else (False,)
+        text = path.read_text(encoding="utf-8")
+        pickups = (False, True) if "pickup" in text else (False,)
+        # Templates that say which delivery change was made: every change.
+        changes = CHANGES if "change ==" in text else ("reschedule",)
         for pickup in pickups:
-            cases.append(pytest.param(locale, kind, pickup, id=f"{locale}/{kind}-{pickup=}"))
+            for change in changes:
+                cases.append(
+                    pytest.param(
+                        locale, kind, pickup, change, id=f"{locale}/{kind}-{pickup=}-{change}"
+                    )
+                )
     return cases
 
 
-@pytest.mark.parametrize(("locale", "kind", "pickup"), _cases())
+@pytest.mark.parametrize(("locale", "kind", "pickup", "change"), _cases())
 def test_an_sms_with_the_longest_realistic_values_fits_its_budget_in_gsm7(
-    locale: str, kind: str, pickup: bool
+    locale: str, kind: str, pickup: bool, change: str
 ) -> None:
     rt = _runtime()
-    body = render_sms(rt, kind, locale, _context(locale, pickup))
-    assert LINK_MARKER in body, "every SMS carries the shopper's link"
+    body = render_sms(rt, kind, locale, _context(locale, pickup, change))
+    if kind in WITHOUT_LINK:
+        assert LINK_MARKER not in body
+    else:
+        assert LINK_MARKER in body, "every SMS carries the shopper's link"
     sent = with_sample_link(rt, body)
     length = measure(sent)
     assert length.encoding == "gsm7", sent
