@@ -5,20 +5,32 @@ dispatcher claims due rows (SKIP LOCKED on PostgreSQL; SQLite serialises writers
 them `sending` before the network call, and records the outcome after it. `next_attempt_at`
 is set only while a row waits: for a queued row, when to send; for a row being sent or of
 unknown outcome, when to give up waiting for a delivery report and send again.
+
+Timing (the shopper's time zone: the phone's country, else the store's, else Europe/Rome):
+a non-urgent SMS never leaves in quiet hours: it is queued for the end of the quiet
+period, and one that falls due inside it (a retry) is put back to that moment when
+claimed. At most `DAILY_CAP` non-urgent SMS per order leave on one local day; more are
+dropped. A queued SMS that a newer one makes stale (`sms.SUPERSEDED_BY`) is dropped, and
+so is anything but what the shopper asked for once their number has opted out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
 
-from portal.db.tables import AccessToken, SmsMessage
+from portal.db.tables import AccessToken, Customer, Order, SmsMessage
+from portal.domain import quiet_hours
 from portal.domain import sms as sms_rules
+from portal.domain.phone import timezone_of
+from portal.domain.quiet_hours import QuietWindow
 from portal.domain.sms import SmsStatus
 from portal.domain.sms_text import measure, transliterate
 from portal.domain.tokens import derive_token
@@ -32,6 +44,15 @@ SEGMENT_BUDGET: dict[str, int] = {}
 SEND_CONCURRENCY = 8
 # Stands for the shopper's link in a stored body; the link is derived when the SMS leaves.
 LINK_MARKER = "⟦link⟧"
+# Local time when non-urgent SMS wait. `settings.extra["sms_quiet_hours"]` may replace it
+# with ("21:00", "08:00")-like pairs, or None for none (a live test server on the wall clock).
+QUIET_HOURS = quiet_hours.DEFAULT_WINDOW
+# Non-urgent SMS one order may send on one local day of the shopper.
+DAILY_CAP = 4
+# MessageBird `validity`, in seconds: what the network could not deliver by then is
+# discarded rather than delivered late (an hours-old "out for delivery"; a stale code).
+VALIDITY_SECONDS = 4 * 3600
+URGENT_VALIDITY_SECONDS = 10 * 60
 
 
 def budget(kind: str) -> int:
@@ -82,14 +103,23 @@ async def enqueue(
     dedupe_key: str,
     context: dict[str, Any],
     urgent: bool = False,
+    requested: bool = False,
 ) -> bool:
     """Write one outgoing SMS; call inside the transaction of the change that causes it.
 
-    Returns False when a message with this dedupe key exists already (nothing is written).
+    `urgent` (a one-time code, a handover confirmation): sent at once, whatever the hour
+    and the daily cap. `requested` (the shopper asked for it on the page): sent even to a
+    number that opted out, and as urgent. Otherwise the row may be written `dropped`
+    (opted out, over the daily cap) with the reason in `last_error`; older queued SMS of
+    the order that this one makes stale are dropped here too.
+
+    Returns True when a row was written (dropped or not), False when a message with this
+    dedupe key exists already (nothing is written).
     """
     existing = await SmsMessage.exists().where(SmsMessage.dedupe_key == dedupe_key)
     if existing:
         return False
+    urgent = urgent or requested  # asked for on the page: the shopper is waiting for it
     body = render_sms(rt, kind, locale, context)
     length = measure(with_sample_link(rt, body))
     if length.segments > budget(kind):
@@ -101,6 +131,20 @@ async def enqueue(
             budget(kind),
         )
     now = rt.clock.now()
+    dropped: str | None = None
+    if not requested and await _opted_out(recipient):
+        dropped = "opted out"
+    if order_id is not None:
+        await _drop_superseded(order_id, kind, now)
+    send_at = now
+    if not urgent and dropped is None:
+        tz = await _zone_for(recipient, order_id)
+        window = quiet_window(rt)
+        if window is not None:
+            send_at = quiet_hours.next_send_time(now, tz, window)
+        if order_id is not None and await _sent_on_day(order_id, send_at, tz) >= DAILY_CAP:
+            day = send_at.astimezone(tz).date().isoformat()
+            dropped = f"daily cap: {DAILY_CAP} SMS for this order on {day}"
     await SmsMessage.insert(
         SmsMessage(
             order=order_id,
@@ -113,13 +157,86 @@ async def enqueue(
             encoding=length.encoding,
             segments=length.segments,
             urgent=urgent,
-            status=SmsStatus.QUEUED,
-            next_attempt_at=now,
+            status=SmsStatus.DROPPED if dropped else SmsStatus.QUEUED,
+            next_attempt_at=None if dropped else send_at,
+            last_error=dropped,
+            status_at=now if dropped else None,
             created_at=now,
             gateway=rt.gateway.name,
         )
     )
     return True
+
+
+def quiet_window(rt: Runtime) -> QuietWindow | None:
+    """QUIET_HOURS, or what `settings.extra["sms_quiet_hours"]` says (None: no quiet hours)."""
+    if "sms_quiet_hours" not in rt.settings.extra:
+        return QUIET_HOURS
+    value = rt.settings.extra["sms_quiet_hours"]
+    if value is None or isinstance(value, QuietWindow):
+        return value
+    start, end = value
+    return QuietWindow(time.fromisoformat(start), time.fromisoformat(end))
+
+
+def shopper_zone(recipient: str, store_zone: str | None) -> ZoneInfo:
+    """The phone's country's zone, else the store's, else Europe/Rome."""
+    return quiet_hours.zone(timezone_of(recipient, ""), store_zone or quiet_hours.DEFAULT_ZONE)
+
+
+async def _zone_for(recipient: str, order_id: int | None) -> ZoneInfo:
+    store_zone = None
+    if order_id is not None and not timezone_of(recipient, ""):
+        row = (
+            await Order.select(Order.store.timezone.as_alias("tz"))
+            .where(Order.id == order_id)
+            .first()
+        )
+        store_zone = row["tz"] if row else None
+    return shopper_zone(recipient, store_zone)
+
+
+async def _opted_out(recipient: str) -> bool:
+    return bool(
+        await Customer.exists().where(
+            (Customer.phone == recipient) & Customer.sms_opt_out_at.is_not_null()
+        )
+    )
+
+
+async def _drop_superseded(order_id: int, kind: str, now: datetime) -> None:
+    stale = sms_rules.superseded_by(kind)
+    if not stale:
+        return
+    await SmsMessage.update(
+        {
+            SmsMessage.status: SmsStatus.DROPPED,
+            SmsMessage.next_attempt_at: None,
+            SmsMessage.last_error: f"superseded by {kind}",
+            SmsMessage.status_at: now,
+        }
+    ).where(
+        (SmsMessage.order == order_id)
+        & (SmsMessage.status == SmsStatus.QUEUED)
+        & SmsMessage.kind.is_in(sorted(stale))
+    )
+
+
+async def _sent_on_day(order_id: int, at: datetime, tz: ZoneInfo) -> int:
+    """Non-urgent SMS of the order that left, or are queued to leave, on `at`'s local day."""
+    start, end = quiet_hours.local_day(at, tz)
+    sent_that_day = (SmsMessage.sent_at >= start) & (SmsMessage.sent_at < end)
+    due_that_day = (
+        SmsMessage.sent_at.is_null()
+        & (SmsMessage.next_attempt_at >= start)
+        & (SmsMessage.next_attempt_at < end)
+    )
+    return await SmsMessage.count().where(
+        (SmsMessage.order == order_id)
+        & SmsMessage.urgent.eq(False)
+        & (SmsMessage.status != SmsStatus.DROPPED)
+        & (sent_that_day | due_that_day)
+    )
 
 
 @dataclass
@@ -129,10 +246,14 @@ class DispatchResult:
     retrying: int = 0
     unknown: int = 0
     failed: int = 0
+    held: int = 0  # due in quiet hours: put back to the end of them
+    dropped: int = 0  # queued for a number that has opted out since
     errors: list[str] = field(default_factory=list)
 
 
-async def _claim(rt: Runtime, now: datetime, limit: int) -> list[dict[str, Any]]:
+async def _claim(
+    rt: Runtime, now: datetime, limit: int, result: DispatchResult | None = None
+) -> list[dict[str, Any]]:
     async with rt.writing():
         query = (
             SmsMessage.select(
@@ -142,13 +263,16 @@ async def _claim(rt: Runtime, now: datetime, limit: int) -> list[dict[str, Any]]
                 SmsMessage.encoding,
                 SmsMessage.attempts,
                 SmsMessage.status,
+                SmsMessage.urgent,
                 SmsMessage.access_token.salt.as_alias("salt"),
+                SmsMessage.order._.store._.timezone.as_alias("store_zone"),
             )
             .where(SmsMessage.next_attempt_at <= now)
             .order_by(SmsMessage.next_attempt_at)
             .limit(limit)
         )
         rows = await rt.for_update(query, skip_locked=True)
+        rows = await _hold_or_drop(rt, rows, now, result or DispatchResult())
         if not rows:
             return []
         ids = [r["id"] for r in rows]
@@ -167,6 +291,53 @@ async def _claim(rt: Runtime, now: datetime, limit: int) -> list[dict[str, Any]]
     return rows
 
 
+async def _hold_or_drop(
+    rt: Runtime, rows: list[dict[str, Any]], now: datetime, result: DispatchResult
+) -> list[dict[str, Any]]:
+    """The rows to send now. Non-urgent ones that fell due in quiet hours (a retry) wait for
+    their end; queued ones to a number that opted out since they were written are dropped.
+    Runs in the claim's transaction, on the rows it locked."""
+    waiting = [r for r in rows if not r["urgent"]]
+    if not waiting:
+        return rows
+    numbers = {r["recipient"] for r in waiting if r["status"] == SmsStatus.QUEUED}
+    opted_out: set[str] = set()
+    if numbers:
+        opted_out = {
+            c["phone"]
+            for c in await Customer.select(Customer.phone).where(
+                Customer.phone.is_in(sorted(numbers)) & Customer.sms_opt_out_at.is_not_null()
+            )
+        }
+    window = quiet_window(rt)
+    drop: list[int] = []
+    hold: dict[datetime, list[int]] = defaultdict(list)
+    for r in waiting:
+        if r["status"] == SmsStatus.QUEUED and r["recipient"] in opted_out:
+            drop.append(r["id"])
+        elif window is not None:
+            tz = shopper_zone(r["recipient"], r["store_zone"])
+            until = quiet_hours.next_send_time(now, tz, window)
+            if until > now:
+                hold[until].append(r["id"])
+    if drop:
+        result.dropped += len(drop)
+        await SmsMessage.update(
+            {
+                SmsMessage.status: SmsStatus.DROPPED,
+                SmsMessage.next_attempt_at: None,
+                SmsMessage.last_error: "opted out",
+                SmsMessage.status_at: now,
+            }
+        ).where(SmsMessage.id.is_in(drop))
+    for until, ids in hold.items():
+        result.held += len(ids)
+        # Status unchanged: a row of unknown outcome can still be settled by a report.
+        await SmsMessage.update({SmsMessage.next_attempt_at: until}).where(SmsMessage.id.is_in(ids))
+    skipped = set(drop).union(*hold.values())
+    return [r for r in rows if r["id"] not in skipped]
+
+
 async def _settle(rt: Runtime, message_id: int, values: dict[Any, Any]) -> None:
     """Record a send's outcome unless a delivery report got there first."""
     async with rt.writing():
@@ -181,6 +352,7 @@ async def _send_one(rt: Runtime, row: dict[str, Any], result: DispatchResult) ->
         recipient=row["recipient"],
         body=with_link(rt, row["body"], row["salt"]),
         datacoding="plain" if row["encoding"] == "gsm7" else "unicode",
+        validity=URGENT_VALIDITY_SECONDS if row["urgent"] else VALIDITY_SECONDS,
     )
     attempts = row["attempts"]
     out_of_tries = attempts >= rt.settings.sms_max_attempts
@@ -256,7 +428,7 @@ async def _fail(rt: Runtime, message_id: int, reason: str) -> None:
 async def dispatch_due(rt: Runtime, *, limit: int | None = None) -> DispatchResult:
     """Send what is due now. Safe to run in several processes at once."""
     result = DispatchResult()
-    rows = await _claim(rt, rt.clock.now(), limit or rt.settings.dispatch_batch)
+    rows = await _claim(rt, rt.clock.now(), limit or rt.settings.dispatch_batch, result)
     result.claimed = len(rows)
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
 

@@ -12,6 +12,9 @@ class OutgoingSms:
     recipient: str  # E.164
     body: str
     datacoding: str  # "plain" | "unicode"
+    # Seconds the network may keep trying; undelivered by then, it is discarded. None: the
+    # gateway's default.
+    validity: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

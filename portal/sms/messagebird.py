@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # MessageBird error codes that retrying cannot fix: 2 bad key, 9 missing/invalid params,
 # 10 not found, 20 not enough balance is retryable after a top-up, so it is not here.
 _PERMANENT_CODES = {2, 9, 10, 21}
+# `validity` when the message does not set one: never let the network deliver hours late.
+DEFAULT_VALIDITY_SECONDS = 4 * 3600
 
 
 class TimeoutHttpClient(HttpClient):
@@ -75,7 +77,7 @@ class MessageBirdGateway:
         originator: str,
         report_url: str,
         timeout: float,
-        validity_seconds: int | None = None,
+        validity_seconds: int = DEFAULT_VALIDITY_SECONDS,
     ) -> None:
         self.client = Client(
             access_key,
@@ -91,9 +93,8 @@ class MessageBirdGateway:
             "reference": sms.reference,
             "reportUrl": self.report_url,
             "datacoding": sms.datacoding,
+            "validity": sms.validity or self.validity_seconds,
         }
-        if self.validity_seconds:
-            params["validity"] = self.validity_seconds
         message = self.client.message_create(
             self.originator, [msisdn(sms.recipient)], sms.body, params
         )

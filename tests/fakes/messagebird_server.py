@@ -16,9 +16,14 @@ What it mimics (only what a sender of SMS cares about):
 * ``POST /messages``: needs ``Authorization: AccessKey <access_key>`` (else 401 with
   ``{"errors": [{"code": 2, ...}]}``), validates ``recipients`` (comma separated digits or a
   list; digits only, no ``+``), ``originator``, a non-empty ``body`` and ``datacoding``
-  (plain/unicode/auto) and answers 422 with MessageBird's errors JSON (code 9) when one is
-  wrong. On success it answers 201 with the Message resource the SDK parses into
-  ``messagebird.message.Message``.
+  (plain/unicode/auto) and ``validity`` (whole seconds, at least 1) and answers 422 with
+  MessageBird's errors JSON (code 9) when one is wrong. On success it answers 201 with the
+  Message resource the SDK parses into ``messagebird.message.Message``. Each accepted
+  message is recorded with its ``datacoding`` (``plain`` when none was sent), ``validity``
+  (None when none was sent), and how the network would carry its body: ``encoding``
+  (``gsm7``/``ucs2``) and ``parts`` (also the resource's ``messagePartCount``), counted
+  here on its own so that tests can hold the sender's bookkeeping against it
+  (:func:`assert_sent_as_stored`).
 * ``GET /messages/<id>``: the stored Message resource (404 errors JSON, code 20, if unknown).
 * Anything else: 404 (or 405 for a wrong method on ``/messages``) with errors JSON.
 
@@ -52,9 +57,50 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-__all__ = ["FakeMessageBird"]
+__all__ = ["FakeMessageBird", "assert_sent_as_stored", "carriage"]
 
 _VALID_DATACODINGS = ("plain", "unicode", "auto")
+
+# GSM 03.38: the basic set (one septet each) and the extension set (escape + char, two).
+_GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENSION = set("^{}\\[~]|€\f")
+
+
+def carriage(body: str, datacoding: str = "plain") -> tuple[str, int]:
+    """(encoding, parts) for a body sent with this datacoding, the way the network splits it:
+    GSM-7 160 septets, or 153 per part when concatenated; UCS-2 70 UTF-16 units, or 67. A
+    two-unit character (escape pair, surrogate pair) never straddles two parts. "plain" with
+    a character outside GSM-7 is counted as UCS-2: it could not go out as sent."""
+    gsm = all(c in _GSM_BASIC or c in _GSM_EXTENSION for c in body)
+    if gsm and datacoding != "unicode":
+        sizes = [2 if c in _GSM_EXTENSION else 1 for c in body]
+        encoding, single, multi = "gsm7", 160, 153
+    else:
+        sizes = [2 if ord(c) > 0xFFFF else 1 for c in body]
+        encoding, single, multi = "ucs2", 70, 67
+    if sum(sizes) <= single:
+        return encoding, 1
+    parts, used = 1, 0
+    for size in sizes:
+        if used + size > multi:
+            parts, used = parts + 1, 0
+        used += size
+    return encoding, parts
+
+
+def assert_sent_as_stored(message: dict[str, Any], row: dict[str, Any]) -> None:
+    """What the fake received is what the outbox row says it sends: same encoding, a
+    datacoding that carries it, the same number of segments."""
+    expected = "plain" if row["encoding"] == "gsm7" else "unicode"
+    assert message["datacoding"] == expected, (message["datacoding"], row["encoding"])
+    assert (message["encoding"], message["parts"]) == (row["encoding"], row["segments"]), (
+        f"sent as {message['encoding']} in {message['parts']} part(s), but the row says "
+        f"{row['encoding']} in {row['segments']}: {message['body']!r}"
+    )
+
 
 _ERROR_BAD_KEY = {
     "code": 2,
@@ -484,6 +530,11 @@ class FakeMessageBird:
                 accepted = dict(payload)
                 accepted["id"] = message_id
                 accepted["recipients_list"] = list(recipients)
+                accepted["datacoding"] = payload.get("datacoding") or "plain"
+                accepted["validity"] = payload.get("validity")
+                accepted["encoding"], accepted["parts"] = carriage(
+                    payload["body"], accepted["datacoding"]
+                )
                 outcome = (201, h.send_json, (resource,))
                 with self._lock:
                     self._messages.append(accepted)
@@ -529,6 +580,13 @@ class FakeMessageBird:
             errors.append(
                 {"code": 9, "description": "datacoding is invalid", "parameter": "datacoding"}
             )
+        validity = payload.get("validity")
+        if validity is not None and (
+            isinstance(validity, bool) or not isinstance(validity, int) or validity < 1
+        ):
+            errors.append(
+                {"code": 9, "description": "validity is invalid", "parameter": "validity"}
+            )
         return errors, recipients
 
     def _resource(
@@ -537,6 +595,7 @@ class FakeMessageBird:
         now = _now_rfc3339()
         scheduled = payload.get("scheduledDatetime") or None
         recipient_status = "scheduled" if scheduled else "sent"
+        _, parts = carriage(payload["body"], payload.get("datacoding") or "plain")
         return {
             "id": message_id,
             "href": f"{self.base_url}/messages/{message_id}",
@@ -562,7 +621,7 @@ class FakeMessageBird:
                         "recipient": int(r),
                         "status": recipient_status,
                         "statusDatetime": now,
-                        "messagePartCount": 1,
+                        "messagePartCount": parts,
                     }
                     for r in recipients
                 ],

@@ -9,6 +9,7 @@ from portal.domain.sms import SmsStatus
 from portal.services import messaging
 from portal.services.inputs import AddressIn, CustomerIn, DeliveryIn, LineIn, OrderIn
 from portal.services.orders import create_order
+from tests.fakes.messagebird_server import assert_sent_as_stored
 
 
 def order(external_id: str, phone: str = "+39 347 123 4567", locale: str = "it") -> OrderIn:
@@ -42,6 +43,8 @@ async def test_a_queued_sms_leaves_through_messagebird_with_our_reference_and_re
     assert sent["recipients_list"] == ["393471234567"]
     assert sent["originator"] == "TestShop"
     assert sent["datacoding"] == "plain"
+    assert sent["validity"] == messaging.VALIDITY_SECONDS
+    assert_sent_as_stored(sent, row)
     assert receipt.tracking_url in sent["body"]
     assert sent["body"].startswith("Ciao Giulia")
     assert row["status"] == SmsStatus.SENT
@@ -181,6 +184,7 @@ async def test_polish_text_is_transliterated_to_stay_in_one_gsm7_segment(rt, fak
     assert row["body"].startswith("Czesc Giulia")
     await messaging.dispatch_due(rt)
     assert fake_mb.messages[0]["datacoding"] == "plain"
+    assert_sent_as_stored(fake_mb.messages[0], row)
 
 
 async def test_the_language_follows_the_phone_when_the_shop_sends_none(rt):
