@@ -115,7 +115,8 @@ async def seed_demo(rt: Runtime) -> None:
                     ShipmentIn(
                         tracking_number=f"BRT{8_000_000 + n}",
                         carrier="BRT",
-                        eta=now + timedelta(days=1),
+                        # Two days out, so the demo page offers a new day and instructions.
+                        eta=now + timedelta(days=2),
                     )
                     if event == "shipped"
                     else None

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from portal.db.tables import DeliveryChange, OneTimeCode, Order, Shipment, SmsMessage
-from portal.services import delivery
+from portal.services import delivery, shop_events
 from portal.services.errors import Conflict
 from tests.web.helpers import create_order, csrf_field, path_of, post_event
 
@@ -556,3 +556,38 @@ async def test_deciding_an_unknown_change_is_a_404(client, auth):
     answer = await client.post("/api/v1/changes/999999/accept", headers=auth)
     assert answer.status_code == 404
     assert "no delivery change 999999" in answer.json()["detail"]
+
+
+async def test_each_change_reaches_the_shops_webhook_signed_and_once(
+    rt, client, auth, order, shop_receiver
+):
+    object.__setattr__(
+        rt,
+        "settings",
+        rt.settings.with_(
+            shop_webhook_url=shop_receiver.url, shop_webhook_secret=shop_receiver.secret
+        ),
+    )
+    await ship(client, auth, order)
+    sid = await shipment_id(order["id"])
+    await post_form(client, order["path"], f"parcels/{sid}/day", {"day": "2026-11-26"})
+    shop_receiver.fail_next(1, status=503)
+    first = await shop_events.deliver_due(rt)
+    assert first.delivered == 0
+    rt.clock.advance(minutes=1)  # the retry is due after its backoff
+    second = await shop_events.deliver_due(rt)
+    assert second.delivered == 1
+    rt.clock.advance(hours=2)
+    assert (await shop_events.deliver_due(rt)).claimed == 0
+    accepted = shop_receiver.accepted
+    assert len(accepted) == 1
+    event = accepted[0].json
+    assert event["type"] == "delivery_change.accepted"
+    assert event["data"]["kind"] == "reschedule"
+    assert event["data"]["order"] == "D-300100"
+    assert event["data"]["tracking_number"] == "BRT0001"
+    assert event["data"]["data"] == {"day": "2026-11-26"}
+    assert event["data"]["decided_by"] == "auto"
+    assert event["data"]["requested_at"].endswith("Z")
+    # Both tries carried the same event id: the shop can drop a repeat.
+    assert len({call.event_id for call in shop_receiver.calls}) == 1
