@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from portal.metrics import JOB_FAILURES, SMS_OUTCOMES
 from portal.runtime import Runtime
-from portal.services import messaging, pickup, shop_events
+from portal.services import messaging, pickup, shop_events, surveys
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,13 @@ async def expire_pickups(rt: Runtime) -> dict[str, int]:
     return {"expired": expired}
 
 
+async def satisfaction_surveys(rt: Runtime) -> dict[str, int]:
+    queued = await surveys.send_due_surveys(rt)
+    if queued:
+        log.info("surveys queued: %d", queued)
+    return {"queued": queued}
+
+
 async def pickup_reminders(rt: Runtime) -> dict[str, int]:
     queued = await pickup.send_due_reminders(rt)
     if queued:
@@ -66,6 +73,7 @@ JOBS: dict[str, tuple[Callable[[Runtime], Awaitable[Any]], float | None]] = {
     "deliver_shop_events": (deliver_shop_events, None),  # likewise
     "expire_pickups": (expire_pickups, 60.0),
     "pickup_reminders": (pickup_reminders, 60.0),
+    "satisfaction_surveys": (satisfaction_surveys, 60.0),
 }
 
 

@@ -1,4 +1,5 @@
-"""The store console: sign in and out, the pickup queue (the landing page), the audit log."""
+"""The store console: sign in and out, the pickup queue (the landing page), and for
+managers the audit log and the survey and SMS report."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 
-from portal.services import pickup
+from portal.services import inbound, pickup, surveys
 from portal.services import staff as staff_service
 from portal.web.clerk_auth import (
     HOME,
@@ -127,6 +128,7 @@ class ClerkController(Controller):
             actor = pickup.Actor(staff.id, viewing.id)
         search = (q or "").strip()[:100]
         sections = await pickup.store_queue(rt, actor, search or None)
+        failed_sms = await inbound.failed_action_sms(rt, actor.store_id)
         params = {"store": viewing.code} if viewing else {}
         if search:
             params["q"] = search
@@ -142,6 +144,7 @@ class ClerkController(Controller):
                 "stores": stores if staff.is_manager else [],
                 "zones": {s.code: s.timezone for s in stores},
                 "sections": sections,
+                "failed_sms": failed_sms,
                 "q": search,
                 "now": rt.clock.now(),
                 "poll_seconds": QUEUE_POLL_SECONDS,
@@ -163,4 +166,14 @@ class ClerkController(Controller):
             "clerk/audit.html",
             {"staff": staff, "page": page, "first_page": before is None},
             headers=NO_STORE,
+        )
+
+    @get("/surveys", name="clerk_surveys")
+    async def survey_page(
+        self, request: Request[Any, Any, Any], rt: RT, staff: Staff
+    ) -> Response[Any]:
+        """Managers: survey answers and averages per store, and texts sent per day."""
+        report = await surveys.survey_report(rt, staff)
+        return render(
+            request, "clerk/surveys.html", {"staff": staff, "report": report}, headers=NO_STORE
         )

@@ -1,5 +1,5 @@
-"""MessageBird calls us: delivery reports (GET or POST). Signatures are checked when a
-signing key is set; replays and duplicates change nothing."""
+"""MessageBird calls us: delivery reports (GET or POST) and inbound texts (POST). Signatures
+are checked when a signing key is set; replays and duplicates change nothing."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from litestar import Controller, Request, Response, route
+from litestar import Controller, Request, Response, post, route
 from litestar.exceptions import NotAuthorizedException
 from messagebird.error import ValidationError as SignatureError
 from messagebird.request_validator import RequestValidator
 
-from portal.services import messaging
+from portal.services import inbound, messaging
 from portal.web.deps import RT
 
 log = logging.getLogger(__name__)
@@ -78,4 +78,24 @@ class MessageBirdWebhooks(Controller):
         outcome = await messaging.apply_status_report(rt, report)
         log.info("delivery report %s: %s", report.reference, outcome)
         # 200 even for reports we do not know: a retry would not make them known.
+        return Response({"result": outcome}, status_code=200)
+
+    @post("/inbound", status_code=200)
+    async def inbound_sms(
+        self, request: Request[Any, Any, Any], rt: RT
+    ) -> Response[dict[str, Any]]:
+        """A shopper's text (`originator`, `body`, `id`; form or JSON). Bad fields get a 422
+        naming the field; a text we could not store now gets a 503, so it comes again."""
+        params = await verified_params(request, rt)
+        message = inbound.InboundIn.parse(params, rt.settings.default_region)
+        try:
+            outcome = await inbound.receive(rt, message)
+        except Exception:  # the database: answer so that MessageBird retries, never a 500
+            log.exception("inbound sms could not be stored")
+            return Response(
+                {"status_code": 503, "detail": "could not store the message now; retry later"},
+                status_code=503,
+                headers={"Retry-After": "60"},
+            )
+        log.info("inbound sms: %s", outcome)
         return Response({"result": outcome}, status_code=200)
