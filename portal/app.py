@@ -43,6 +43,7 @@ from portal.web.dev import DevController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.health import healthz, metrics, readyz
 from portal.web.limits import LoginLimiter, MissLimiter
+from portal.web.returns_card import ReturnsController
 from portal.web.shopper import ShopperController
 from portal.web.webhooks import MessageBirdWebhooks
 
@@ -132,6 +133,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             ShopperController,
+            ReturnsController,
             ClerkController,
             CounterController,
             ShopApi,

@@ -59,6 +59,9 @@ class Settings:
     # A new day or new instructions must come this many hours before the delivery day
     # begins (store/shopper time): 6 means until 18:00 the evening before.
     delivery_change_cutoff_hours: int = 6
+    # Returns: days after delivery or collection, and whether the shop approves each one.
+    return_days: int = 30
+    return_approval: str = "auto"
     # Not in the contract: tuning knobs with safe defaults.
     sms_send_timeout: float = 10.0
     sms_max_attempts: int = 6
@@ -119,6 +122,8 @@ class Settings:
                 get("PORTAL_DELIVERY_CHANGE_CUTOFF_HOURS"),
                 d.delivery_change_cutoff_hours,
             ),
+            return_days=_int("PORTAL_RETURN_DAYS", get("PORTAL_RETURN_DAYS"), d.return_days),
+            return_approval=get("PORTAL_RETURN_APPROVAL", d.return_approval).strip().lower(),
         )
         settings.validate()
         return settings
@@ -152,6 +157,12 @@ class Settings:
                 "PORTAL_ADDRESS_CHANGE_UNTIL must be packed or shipped, "
                 f"not {self.address_change_until!r}"
             )
+        if self.return_approval not in {"auto", "manual"}:
+            raise SettingsError(
+                f"PORTAL_RETURN_APPROVAL must be auto or manual, not {self.return_approval!r}"
+            )
+        if not 1 <= self.return_days <= 365:
+            raise SettingsError("PORTAL_RETURN_DAYS must be between 1 and 365")
         if not 0 <= self.delivery_change_cutoff_hours <= 72:
             raise SettingsError("PORTAL_DELIVERY_CHANGE_CUTOFF_HOURS must be between 0 and 72")
         if self.shop_webhook_url:

@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from portal.metrics import JOB_FAILURES, SMS_OUTCOMES
 from portal.runtime import Runtime
-from portal.services import messaging, pickup, shop_events, surveys
+from portal.services import messaging, pickup, returns, shop_events, surveys
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,13 @@ async def pickup_reminders(rt: Runtime) -> dict[str, int]:
     return {"queued": queued}
 
 
+async def return_reminders(rt: Runtime) -> dict[str, int]:
+    queued = await returns.send_due_reminders(rt)
+    if queued:
+        log.info("return reminders queued: %d", queued)
+    return {"queued": queued}
+
+
 async def deliver_shop_events(rt: Runtime) -> dict[str, int]:
     if not rt.settings.shop_webhook_url:
         return {}
@@ -74,6 +81,7 @@ JOBS: dict[str, tuple[Callable[[Runtime], Awaitable[Any]], float | None]] = {
     "expire_pickups": (expire_pickups, 60.0),
     "pickup_reminders": (pickup_reminders, 60.0),
     "satisfaction_surveys": (satisfaction_surveys, 60.0),
+    "return_reminders": (return_reminders, 60.0),
 }
 
 

@@ -81,6 +81,8 @@ class OrderLine(Table, tablename="order_line"):
     unit_price_minor = BigInt()
     # Click-and-collect: how many of `quantity` the store has set aside.
     ready_quantity = Integer(default=0)
+    # The shop marks lines that cannot be sent back (hygiene, made to measure ...).
+    returnable = Boolean(default=True)
 
 
 class Shipment(Table, tablename="shipment"):
@@ -209,6 +211,44 @@ class Reminder(Table, tablename="reminder"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class ReturnRequest(Table, tablename="return_request"):
+    """A shopper's return of some lines of an order, from the request to the refund."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, index=True, on_delete=OnDelete.restrict)
+    code = Varchar(length=12, unique=True)  # shown at the counter or put in the parcel
+    status = Varchar(length=16, default="requested")
+    method = Varchar(length=16)  # "store" | "courier"
+    store = ForeignKey(
+        references=Store, null=True, default=None, index=True, on_delete=OnDelete.restrict
+    )
+    label_url = Varchar(length=500, null=True, default=None)
+    label_carrier = Varchar(length=64, null=True, default=None)
+    label_tracking = Varchar(length=64, null=True, default=None)
+    rejection_reason = Varchar(length=300, null=True, default=None)
+    received_by = ForeignKey(
+        references=StaffUser, null=True, default=None, on_delete=OnDelete.restrict
+    )
+    created_at = Timestamptz(default=TimestamptzNow())
+    approved_at = Timestamptz(null=True, default=None)
+    label_at = Timestamptz(null=True, default=None)
+    received_at = Timestamptz(null=True, default=None)
+    inspected_at = Timestamptz(null=True, default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class ReturnLine(Table, tablename="return_line"):
+    id = Serial(primary_key=True)
+    return_request = ForeignKey(references=ReturnRequest, index=True)
+    order_line = ForeignKey(references=OrderLine, index=True)
+    quantity = Integer()
+    reason = Varchar(length=24)
+    note = Varchar(length=300, null=True, default=None)
+    # After inspection: how many were accepted, and why the rest were not.
+    accepted_quantity = Integer(null=True, default=None)
+    rejection_reason = Varchar(length=300, null=True, default=None)
+
+
 class Refund(Table, tablename="refund"):
     id = Serial(primary_key=True)
     order = ForeignKey(references=Order, index=True, on_delete=OnDelete.restrict)
@@ -216,6 +256,12 @@ class Refund(Table, tablename="refund"):
     currency = Varchar(length=3)
     reason = Varchar(length=32)
     status = Varchar(length=16, default="pending")
+    # The return it pays back, if any.
+    return_request = ForeignKey(
+        references=ReturnRequest, null=True, default=None, index=True, on_delete=OnDelete.restrict
+    )
+    paid_at = Timestamptz(null=True, default=None)
+    failure_reason = Varchar(length=300, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
@@ -340,6 +386,8 @@ ALL_TABLES: list[type[Table]] = [
     StaffUser,
     Pickup,
     Reminder,
+    ReturnRequest,
+    ReturnLine,
     Refund,
     AuditLog,
     DeliveryChange,

@@ -57,6 +57,17 @@ class EventType(StrEnum):
     CHANGE_REJECTED = "change_rejected"
     # The shopper answered yes by SMS to "ready for pickup" or "see you today".
     VISIT_CONFIRMED = "visit_confirmed"
+    # Returns and refunds (portal/domain/returns.py, refunds.py).
+    RETURN_REQUESTED = "return_requested"
+    RETURN_APPROVED = "return_approved"
+    RETURN_LABEL_READY = "return_label_ready"
+    RETURN_IN_TRANSIT = "return_in_transit"
+    RETURN_RECEIVED = "return_received"
+    RETURN_INSPECTED = "return_inspected"
+    RETURN_REJECTED = "return_rejected"
+    REFUND_PROCESSING = "refund_processing"
+    REFUNDED = "refunded"
+    REFUND_FAILED = "refund_failed"
 
 
 # Recorded by the portal itself (order creation, the store's counter, the scheduler).
@@ -74,6 +85,16 @@ PORTAL_EVENTS: frozenset[EventType] = frozenset(
         EventType.CHANGE_REQUESTED,
         EventType.CHANGE_REJECTED,
         EventType.VISIT_CONFIRMED,
+        EventType.RETURN_REQUESTED,
+        EventType.RETURN_APPROVED,
+        EventType.RETURN_LABEL_READY,
+        EventType.RETURN_IN_TRANSIT,
+        EventType.RETURN_RECEIVED,
+        EventType.RETURN_INSPECTED,
+        EventType.RETURN_REJECTED,
+        EventType.REFUND_PROCESSING,
+        EventType.REFUNDED,
+        EventType.REFUND_FAILED,
     }
 )
 SHOP_EVENTS: frozenset[EventType] = frozenset(EventType) - PORTAL_EVENTS

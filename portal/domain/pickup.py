@@ -20,6 +20,8 @@ from portal.domain.store import DAYS
 HOLD_DAYS = 7
 WAITING_REMINDER_AFTER = timedelta(days=2)
 VISIT_REMINDER_AT = time(8, 0)  # store time, on the morning of the visit
+# The reminders this module plans (the reminder table also holds other capabilities').
+REMINDER_KINDS = ("pickup_waiting", "pickup_last_day", "pickup_visit_today")
 CODE_DIGITS = 6
 MAX_WRONG_CODES = 5
 CODE_LOCK = timedelta(minutes=15)

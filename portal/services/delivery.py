@@ -10,7 +10,6 @@ store) wait for a one-time code sent to the order's phone.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 from collections.abc import Mapping
@@ -645,18 +644,9 @@ async def _issue_code(rt: Runtime, order: dict[str, Any], pending: dict[str, Any
         dedupe_key=f"otp:{inserted[0]['id']}",
         context={"code": code, "order_number": order["external_id"], "minutes": 10},
         urgent=True,
-        **_requested(),
+        requested=True,
     )
     return Challenge(ChangeKind(pending["kind"]), expires, pending["summary"])
-
-
-def _requested() -> dict[str, bool]:
-    """`requested=True` where the outbox knows it (a message the shopper asked for)."""
-    return (
-        {"requested": True}
-        if "requested" in inspect.signature(messaging.enqueue).parameters
-        else {}
-    )
 
 
 def _refused(verdict: otp.IssueCheck) -> Conflict:

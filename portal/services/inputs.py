@@ -48,6 +48,8 @@ class LineIn(Struct, forbid_unknown_fields=True):
     name: Text200
     quantity: Annotated[int, Meta(ge=1, le=10_000)]
     unit_price: Annotated[str, Meta(min_length=1, max_length=16)]
+    # False for what cannot be sent back (hygiene products, made to measure ...).
+    returnable: bool = True
 
 
 class OrderIn(Struct, forbid_unknown_fields=True):
@@ -86,3 +88,38 @@ class StoreIn(Struct, forbid_unknown_fields=True):
     # Click-and-collect: days a ready order is held; days before the first reminder.
     pickup_hold_days: Annotated[int, Meta(ge=1, le=60)] = 7
     pickup_reminder_days: Annotated[int, Meta(ge=1, le=30)] = 2
+
+
+# ------------------------------------------------------------------ returns and refunds
+
+
+class LabelIn(Struct, forbid_unknown_fields=True):
+    url: Annotated[str, Meta(min_length=8, max_length=500, pattern=r"^https?://")]
+    carrier: Annotated[str, Meta(max_length=64)] = ""
+    tracking_number: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class ReasonIn(Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, Meta(max_length=300)] | None = None
+
+
+class VerdictIn(Struct, forbid_unknown_fields=True):
+    line_id: Annotated[int, Meta(ge=1)]
+    accepted: Annotated[int, Meta(ge=0, le=10_000)]
+    reason: Annotated[str, Meta(max_length=300)] | None = None
+
+
+class InspectIn(Struct, forbid_unknown_fields=True):
+    lines: Annotated[list[VerdictIn], Meta(min_length=1, max_length=200)]
+
+
+class RefundIn(Struct, forbid_unknown_fields=True):
+    amount: Annotated[str, Meta(min_length=1, max_length=16)]
+    reason: Annotated[str, Meta(min_length=1, max_length=32)] = "other"
+    return_id: Annotated[int, Meta(ge=1)] | None = None
+
+
+class RefundPatchIn(Struct, forbid_unknown_fields=True):
+    status: Annotated[str, Meta(min_length=1, max_length=16)]
+    # Shown to the shopper when a refund failed: what happens next.
+    reason: Annotated[str, Meta(max_length=300)] | None = None

@@ -29,7 +29,7 @@ from portal.domain.order import (
 )
 from portal.domain.phone import InvalidPhone, mask, normalise, region_of, timezone_of
 from portal.runtime import Runtime
-from portal.services import messaging, pickup
+from portal.services import messaging, pickup, surveys
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.inputs import EventIn, OrderIn, PickupIn
 
@@ -163,6 +163,7 @@ async def _insert_order(
                     name=line.name,
                     quantity=line.quantity,
                     unit_price_minor=price,
+                    returnable=line.returnable,
                 )
                 for i, (line, price) in enumerate(zip(data.lines, prices, strict=True))
             )
@@ -311,6 +312,9 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
             note=data.note,
             occurred_at=_aware(data.occurred_at, now),
         )
+        if plan.order_status is OrderStatus.DELIVERED:
+            # One satisfaction SMS the day after (the pickup counter plans its own).
+            await surveys.plan_survey(rt, order["id"], now)
         kind = sms_for(event, fulfilment)
         if kind:
             token = await messaging.link_token(order["id"])

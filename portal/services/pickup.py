@@ -19,7 +19,7 @@ from portal.domain import pickup as rules
 from portal.domain.order import EventType, Fulfilment, OrderStatus, first_name, transition
 from portal.domain.pickup import PickupStatus
 from portal.runtime import Runtime
-from portal.services import messaging
+from portal.services import messaging, surveys
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.staff import record_audit
 
@@ -156,7 +156,9 @@ async def _sms(
 
 async def _cancel_reminders(rt: Runtime, order_id: int) -> None:
     await Reminder.update({Reminder.due_at: None, Reminder.cancelled_at: rt.clock.now()}).where(
-        (Reminder.order == order_id) & Reminder.due_at.is_not_null()
+        (Reminder.order == order_id)
+        & Reminder.due_at.is_not_null()
+        & Reminder.kind.is_in(list(rules.REMINDER_KINDS))
     )
 
 
@@ -316,6 +318,7 @@ async def hand_over(rt: Runtime, actor: Actor, order_id: int, typed_code: str) -
         event_id = await _event(rt, order_id, EventType.COLLECTED, {"by": handed_to})
         await _sms(rt, pickup, "collected", f"event:{event_id}", urgent=True)
         await _cancel_reminders(rt, order_id)
+        await surveys.plan_survey(rt, order_id, now)
         await record_audit(
             rt,
             staff_id=actor.staff_id,
@@ -436,7 +439,7 @@ async def send_due_reminders(rt: Runtime) -> int:
         due = await _due(
             rt,
             Reminder.select(Reminder.id, Reminder.kind, Reminder.order)
-            .where(Reminder.due_at <= now)
+            .where((Reminder.due_at <= now) & Reminder.kind.is_in(list(rules.REMINDER_KINDS)))
             .order_by(Reminder.due_at),
         )
         for reminder in due:

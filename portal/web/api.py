@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, Parameter
 from msgspec import Meta, Struct
 
-from portal.services import api_keys, delivery, orders, stores
-from portal.services.inputs import Code, EventIn, ExternalId, OrderIn, StoreIn
+from portal.services import api_keys, delivery, orders, returns, stores
+from portal.services.inputs import (
+    Code,
+    EventIn,
+    ExternalId,
+    InspectIn,
+    LabelIn,
+    OrderIn,
+    ReasonIn,
+    RefundIn,
+    RefundPatchIn,
+    StoreIn,
+)
 from portal.web.deps import RT
 
 
@@ -140,3 +151,75 @@ class ShopApi(Controller):
         return await delivery.decide(
             rt, change_id, accept=False, reason=data.reason if data else None
         )
+
+    # ------------------------------------------------------------ returns and refunds
+
+    @get("/returns", summary="Returns in the order they were made, after a cursor")
+    async def list_returns(
+        self,
+        rt: RT,
+        status: Annotated[str | None, Parameter(description="only returns in this status")] = None,
+        after: Annotated[int, Parameter(ge=0, description="the last return id you have")] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        return await returns.list_returns(rt, status=status, after=after, limit=limit)
+
+    @get("/returns/{return_id:int}", summary="One return with its lines")
+    async def get_return(self, rt: RT, return_id: FromPath[ChangeId]) -> dict[str, Any]:
+        return await returns.return_detail(rt, return_id)
+
+    @post("/returns/{return_id:int}/approve", summary="Approve a requested return")
+    async def approve_return(self, rt: RT, return_id: FromPath[ChangeId]) -> dict[str, Any]:
+        return await returns.approve(rt, return_id)
+
+    @post("/returns/{return_id:int}/reject", summary="Reject a return, saying why")
+    async def reject_return(
+        self, rt: RT, return_id: FromPath[ChangeId], data: ReasonIn
+    ) -> dict[str, Any]:
+        return await returns.reject(rt, return_id, data.reason)
+
+    @post("/returns/{return_id:int}/label", summary="The courier label for a return")
+    async def label_return(
+        self, rt: RT, return_id: FromPath[ChangeId], data: LabelIn
+    ) -> dict[str, Any]:
+        return await returns.set_label(rt, return_id, data.url, data.carrier, data.tracking_number)
+
+    @post("/returns/{return_id:int}/in_transit", summary="The return is on its way back")
+    async def return_in_transit(self, rt: RT, return_id: FromPath[ChangeId]) -> dict[str, Any]:
+        return await returns.in_transit(rt, return_id)
+
+    @post("/returns/{return_id:int}/receive", summary="The return arrived at the warehouse")
+    async def receive_return(self, rt: RT, return_id: FromPath[ChangeId]) -> dict[str, Any]:
+        return await returns.receive(rt, return_id)
+
+    @post(
+        "/returns/{return_id:int}/inspect",
+        summary="Accept or reject each returned line; a pending refund follows for what is accepted",
+    )
+    async def inspect_return(
+        self, rt: RT, return_id: FromPath[ChangeId], data: InspectIn
+    ) -> dict[str, Any]:
+        verdicts = [returns.VerdictIn(v.line_id, v.accepted, v.reason) for v in data.lines]
+        return await returns.inspect(rt, return_id, verdicts)
+
+    @post("/orders/{external_id:str}/refunds", summary="Start a refund on an order")
+    async def create_refund(
+        self, rt: RT, external_id: FromPath[ExternalId], data: RefundIn
+    ) -> Response[dict[str, Any]]:
+        body = await returns.create_refund(
+            rt, external_id, data.amount, data.reason, data.return_id
+        )
+        return Response(body, status_code=201)
+
+    @get("/refunds/{refund_id:int}", summary="One refund")
+    async def get_refund(self, rt: RT, refund_id: FromPath[ChangeId]) -> dict[str, Any]:
+        return await returns.refund_detail(rt, refund_id)
+
+    @patch(
+        "/refunds/{refund_id:int}",
+        summary="Move a refund on: pending -> processing -> paid | failed",
+    )
+    async def patch_refund(
+        self, rt: RT, refund_id: FromPath[ChangeId], data: RefundPatchIn
+    ) -> dict[str, Any]:
+        return await returns.update_refund(rt, refund_id, data.status, data.reason)

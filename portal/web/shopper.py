@@ -16,10 +16,10 @@ from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_429_TOO_MANY_REQUESTS
 from portal.domain.delivery import ChangeStatus
 from portal.domain.locale import page_locale
 from portal.domain.order import Fulfilment, OrderStatus
-from portal.services import delivery, orders
+from portal.services import delivery, orders, returns
 from portal.services import pickup as pickup_service
 from portal.services.errors import ServiceError
-from portal.web import delivery_card, pickup_card
+from portal.web import delivery_card, pickup_card, returns_card
 from portal.web.deps import RT
 from portal.web.limits import MissLimiter
 from portal.web.render import render
@@ -51,19 +51,7 @@ class ShopperController(Controller):
     async def _resolve(
         self, request: Request[Any, Any, Any], lookup: Coroutine[Any, Any, T | None]
     ) -> T | None:
-        """Run a token lookup under the miss limiter: blocked clients get 429, misses count."""
-        limiter: MissLimiter = request.app.state.miss_limiter
-        if await limiter.blocked(request):
-            lookup.close()
-            raise HTTPException(
-                status_code=HTTP_429_TOO_MANY_REQUESTS,
-                detail="Too many links that do not work were tried from here. Wait a minute.",
-                headers={"Retry-After": "60"},
-            )
-        found = await lookup
-        if found is None:
-            await limiter.record_miss(request)
-        return found
+        return await resolve(request, lookup)
 
     def _not_found(self, request: Request[Any, Any, Any], *, fragment: bool) -> Response[Any]:
         # Unknown, expired and revoked links all look the same.
@@ -85,18 +73,7 @@ class ShopperController(Controller):
         if view is None:
             return self._not_found(request, fragment=False)
         saved = request.query_params.get("saved")
-        return render(
-            request,
-            PAGE,
-            _context(
-                rt,
-                token,
-                view,
-                d=await _delivery_options(rt, view),
-                saved=saved if saved in delivery_card.SAVED_TEXT else None,
-            ),
-            headers=PAGE_HEADERS,
-        )
+        return await page_response(request, rt, token, view, saved=saved)
 
     @get("/{token:str}/progress", name="track_progress")
     async def progress(
@@ -400,6 +377,54 @@ class ShopperController(Controller):
         return await self._delivery_answer(request, rt, token, saved=self._done(result))
 
 
+async def resolve(
+    request: Request[Any, Any, Any], lookup: Coroutine[Any, Any, T | None]
+) -> T | None:
+    """Run a token lookup under the miss limiter: blocked clients get 429, misses count."""
+    limiter: MissLimiter = request.app.state.miss_limiter
+    if await limiter.blocked(request):
+        lookup.close()
+        raise HTTPException(
+            status_code=HTTP_429_TOO_MANY_REQUESTS,
+            detail="Too many links that do not work were tried from here. Wait a minute.",
+            headers={"Retry-After": "60"},
+        )
+    found = await lookup
+    if found is None:
+        await limiter.record_miss(request)
+    return found
+
+
+SAVED_WORDS = frozenset({*delivery_card.SAVED_TEXT, "return"})
+
+
+async def page_response(
+    request: Request[Any, Any, Any],
+    rt: RT,
+    token: str,
+    view: orders.TrackingView,
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+    saved: str | None = None,
+    rform: returns_card.ReturnForm | None = None,
+) -> Response[Any]:
+    """The page (or one of its blocks) with every card's data: delivery changes, returns."""
+    context = _context(
+        rt,
+        token,
+        view,
+        d=await _delivery_options(rt, view),
+        saved=saved if saved in SAVED_WORDS else None,
+    )
+    context.update(
+        returns_card.returns_context(rt, await returns.returns_view(rt, view.state.order_id), rform)
+    )
+    return render(
+        request, PAGE, context, block=block, status_code=status_code, headers=PAGE_HEADERS
+    )
+
+
 async def _delivery_options(rt: RT, view: orders.TrackingView) -> delivery.DeliveryOptions | None:
     if view.fulfilment != Fulfilment.DELIVERY or view.state.status not in CHANGEABLE:
         return None
@@ -457,5 +482,9 @@ def _context(
         "dform": dform,
         "saved": saved,
         "address_country": ((view.address or {}).get("country") or "").upper(),
+        # The returns card (filled in by page_response).
+        "r": None,
+        "rform": None,
+        "return_qr": {},
         **delivery_card.CONTEXT,
     }

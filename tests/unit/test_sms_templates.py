@@ -36,6 +36,8 @@ STORE_NAMES = {
 ORDER_NUMBER = "SHOP-2026-0012345678"
 # The longest day each language writes ("Wed, Nov 25" in babel's MMMEd skeleton).
 DAYS = {"en": "Wed, Nov 25", "it": "mer 25 nov", "es": "mié, 25 nov", "pl": "śr., 25 lis"}
+# The longest money amounts as each language writes them (babel, 4 digits before the point).
+AMOUNTS = {"en": "€1,234.56", "it": "1.234,56 €", "es": "1234,56 €", "pl": "1234,56 zł"}
 # Texts that carry no link: a one-time code is read off the screen, not followed.
 WITHOUT_LINK = {"otp"}
 CHANGES = ("reschedule", "address", "switch_to_pickup", "instructions")
@@ -55,6 +57,9 @@ def _context(locale: str, pickup: bool, change: str = "reschedule") -> dict[str,
         "code": "123456",
         "minutes": 10,
         "reason": "",
+        "return_code": "ACDE-FHJK",
+        "store": pickup,
+        "amount": AMOUNTS[locale],
         # Answers to a shopper's text: the store's phone (HELP), the order's live link.
         "store_phone": "+39 0471 123 4567",
         "has_link": True,
@@ -93,7 +98,7 @@ def _cases() -> list[Any]:
         locale, kind = path.parent.name, path.stem
         # Only templates that read `pickup` render differently for a pickup order.
         text = path.read_text(encoding="utf-8")
-        pickups = (False, True) if "pickup" in text else (False,)
+        pickups = (False, True) if ("pickup" in text or "store" in text) else (False,)
         # Templates that say which delivery change was made: every change.
         changes = CHANGES if "change ==" in text else ("reschedule",)
         for pickup in pickups:

@@ -1,0 +1,1207 @@
+"""Returns and refunds: a shopper starts a return from the link, the shop (or a store's
+counter) moves it on, refunds follow it to the money.
+
+Each public function is one transaction that locks the order's row first, so actions on
+one order queue up; a return's own row is locked where two people may act on it at once
+(two clerks receiving it, the shop and a clerk). The sum of an order's refunds never
+exceeds what was paid (portal/domain/refunds.py), and a line's returned quantity never
+exceeds what was received (portal/domain/returns.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from piccolo.columns import Column
+
+from portal.db.tables import (
+    AuditLog,
+    Order,
+    OrderLine,
+    Refund,
+    Reminder,
+    ReturnLine,
+    ReturnRequest,
+    Store,
+)
+from portal.domain import DomainError, InvalidTransition
+from portal.domain import refunds as refund_rules
+from portal.domain import returns as rules
+from portal.domain.money import InvalidMoney, format_decimal_string, to_minor
+from portal.domain.order import EventType, OrderStatus, first_name
+from portal.domain.refunds import RefundStatus
+from portal.domain.returns import Method, Reason, ReturnStatus
+from portal.runtime import Runtime
+from portal.services import messaging, shop_events
+from portal.services.errors import Conflict, Invalid, NotFound
+from portal.services.orders import add_event
+
+SWEEP_BATCH = 100
+REMINDER_KINDS = ("return_not_sent", "return_label_unused")
+
+# Shopper-relevant steps: a timeline entry, and the SMS that goes with it (if any).
+EVENT_OF: dict[ReturnStatus, EventType] = {
+    ReturnStatus.REQUESTED: EventType.RETURN_REQUESTED,
+    ReturnStatus.APPROVED: EventType.RETURN_APPROVED,
+    ReturnStatus.DROPPED_OFF: EventType.RETURN_IN_TRANSIT,
+    ReturnStatus.IN_TRANSIT: EventType.RETURN_IN_TRANSIT,
+    ReturnStatus.RECEIVED: EventType.RETURN_RECEIVED,
+    ReturnStatus.INSPECTED: EventType.RETURN_INSPECTED,
+    ReturnStatus.REFUNDED: EventType.REFUNDED,
+    ReturnStatus.REJECTED: EventType.RETURN_REJECTED,
+}
+SMS_OF: dict[ReturnStatus, str] = {
+    ReturnStatus.APPROVED: "return_approved",
+    ReturnStatus.RECEIVED: "return_received",
+    ReturnStatus.REJECTED: "return_rejected",
+}
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+# ------------------------------------------------------------------------ loading
+
+_ORDER_COLUMNS = (
+    Order.id,
+    Order.external_id,
+    Order.status,
+    Order.fulfilment,
+    Order.currency,
+    Order.total_minor,
+    Order.closed_at,
+    Order.version,
+    Order.customer.name.as_alias("customer_name"),
+    Order.customer.phone.as_alias("phone"),
+    Order.customer.locale.as_alias("locale"),
+)
+
+
+async def _lock_order(rt: Runtime, order_id: int) -> dict[str, Any]:
+    order = await rt.for_update(Order.select(*_ORDER_COLUMNS).where(Order.id == order_id)).first()
+    if order is None:
+        raise NotFound("no such order")
+    return order
+
+
+def _received_at(order: dict[str, Any]) -> datetime | None:
+    """When the shopper got the order: delivery or collection closed it."""
+    if order["status"] in (OrderStatus.DELIVERED, OrderStatus.COLLECTED):
+        return order["closed_at"]
+    return None
+
+
+async def _lines(order_id: int) -> list[dict[str, Any]]:
+    return list(
+        await OrderLine.select(
+            OrderLine.id,
+            OrderLine.name,
+            OrderLine.sku,
+            OrderLine.quantity,
+            OrderLine.unit_price_minor,
+            OrderLine.returnable,
+        )
+        .where(OrderLine.order == order_id)
+        .order_by(OrderLine.position)
+    )
+
+
+async def _taken(order_id: int) -> dict[int, int]:
+    """Per order line: how many other returns hold (all of a live return's quantity; what
+    inspection accepted once it is inspected; nothing of a rejected one)."""
+    rows = await ReturnLine.select(
+        ReturnLine.order_line,
+        ReturnLine.quantity,
+        ReturnLine.accepted_quantity,
+        ReturnLine.return_request.status.as_alias("status"),
+    ).where(ReturnLine.return_request.order == order_id)
+    taken: dict[int, int] = {}
+    for row in rows:
+        if row["status"] == ReturnStatus.REJECTED:
+            continue
+        held = row["accepted_quantity"] if row["accepted_quantity"] is not None else row["quantity"]
+        taken[row["order_line"]] = taken.get(row["order_line"], 0) + held
+    return taken
+
+
+async def order_lines(order_id: int) -> dict[int, dict[str, Any]]:
+    """The order's lines by id (names and prices for the review step)."""
+    return {line["id"]: line for line in await _lines(order_id)}
+
+
+def _domain_lines(lines: list[dict[str, Any]], taken: Mapping[int, int]) -> list[rules.Line]:
+    return [
+        rules.Line(line["id"], line["quantity"], bool(line["returnable"]), taken.get(line["id"], 0))
+        for line in lines
+    ]
+
+
+async def _refunds(order_id: int) -> list[dict[str, Any]]:
+    return list(
+        await Refund.select(
+            Refund.id,
+            Refund.amount_minor,
+            Refund.currency,
+            Refund.reason,
+            Refund.status,
+            Refund.return_request,
+            Refund.paid_at,
+            Refund.failure_reason,
+            Refund.created_at,
+            Refund.updated_at,
+        )
+        .where(Refund.order == order_id)
+        .order_by(Refund.id)
+    )
+
+
+def _held(refunds: Iterable[dict[str, Any]]) -> list[refund_rules.Held]:
+    return [refund_rules.Held(r["amount_minor"], RefundStatus(r["status"])) for r in refunds]
+
+
+# --------------------------------------------------------------- the shopper's return
+
+
+@dataclass(frozen=True, slots=True)
+class PickIn:
+    """One line of the shopper's form, as typed."""
+
+    line_id: int
+    quantity: str
+    reason: str
+    note: str = ""
+
+
+class ReturnFormErrors(Invalid):
+    """Per line id (as a string) or per field: the message to show beside it."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()), field=next(iter(errors), None))
+        self.errors = errors
+
+
+def parse_picks(picks: Iterable[PickIn]) -> list[rules.Pick]:
+    errors: dict[str, str] = {}
+    out: list[rules.Pick] = []
+    for pick in picks:
+        key = str(pick.line_id)
+        quantity = pick.quantity.strip() or "0"
+        if not quantity.isdigit() or len(quantity) > 5:
+            errors[key] = "write how many, as a number"
+            continue
+        if int(quantity) == 0:
+            continue
+        try:
+            reason = Reason(pick.reason)
+        except ValueError:
+            errors[key] = "choose a reason"
+            continue
+        out.append(rules.Pick(pick.line_id, int(quantity), reason, pick.note.strip() or None))
+    if errors:
+        raise ReturnFormErrors(errors)
+    return out
+
+
+async def check_return(
+    rt: Runtime, order_id: int, picks: Iterable[PickIn], method: str, store_code: str | None
+) -> tuple[list[rules.Pick], Method, dict[str, Any] | None]:
+    """The review step: everything a return needs, checked, nothing written."""
+    order = await Order.select(*_ORDER_COLUMNS).where(Order.id == order_id).first()
+    if order is None:
+        raise NotFound("no such order")
+    return await _check(rt, order, picks, method, store_code)
+
+
+async def _check(
+    rt: Runtime,
+    order: dict[str, Any],
+    picks: Iterable[PickIn],
+    method: str,
+    store_code: str | None,
+) -> tuple[list[rules.Pick], Method, dict[str, Any] | None]:
+    if not rules.window_open(_received_at(order), rt.clock.now(), rt.settings.return_days):
+        raise Conflict("returns for this order are closed", field="return")
+    errors: dict[str, str] = {}
+    chosen: list[rules.Pick] = []
+    try:
+        parsed = parse_picks(picks)
+        lines = _domain_lines(await _lines(order["id"]), await _taken(order["id"]))
+        chosen = rules.check_picks(lines, parsed)
+    except ReturnFormErrors as exc:
+        errors.update(exc.errors)
+    except rules.ReturnErrors as exc:
+        errors.update(exc.errors)
+    try:
+        how = Method(method)
+    except ValueError:
+        errors["method"] = "choose how you will send it back"
+        how = Method.COURIER
+    store = None
+    if how is Method.STORE:
+        store = (
+            await Store.select(Store.id, Store.code, Store.name, Store.address)
+            .where(Store.code == (store_code or ""))
+            .first()
+        )
+        if store is None:
+            errors["store"] = "choose one of the stores listed"
+    if errors:
+        raise ReturnFormErrors(errors)
+    return chosen, how, store
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    return_id: int
+    code: str
+    status: ReturnStatus
+
+
+async def start_return(
+    rt: Runtime,
+    order_id: int,
+    picks: Iterable[PickIn],
+    method: str,
+    store_code: str | None = None,
+) -> Started:
+    """Create the return (approved at once unless the shop approves each one)."""
+    async with rt.writing():
+        order = await _lock_order(rt, order_id)
+        chosen, how, store = await _check(rt, order, list(picks), method, store_code)
+        now = rt.clock.now()
+        code = await _unique_code()
+        inserted = await ReturnRequest.insert(
+            ReturnRequest(
+                order=order_id,
+                code=code,
+                status=ReturnStatus.REQUESTED,
+                method=how,
+                store=store["id"] if store else None,
+                created_at=now,
+                updated_at=now,
+            )
+        ).returning(ReturnRequest.id)
+        return_id = int(inserted[0]["id"])
+        await ReturnLine.insert(
+            *(
+                ReturnLine(
+                    return_request=return_id,
+                    order_line=pick.line_id,
+                    quantity=pick.quantity,
+                    reason=pick.reason,
+                    note=pick.note,
+                )
+                for pick in chosen
+            )
+        )
+        ret = await _load_return(return_id)
+        await add_event(rt, order_id, EventType.RETURN_REQUESTED, data={"return": return_id})
+        await _sms(rt, order, ret, "return_started", f"return:{return_id}:requested")
+        await _tell_shop(rt, order, ret, "return.requested")
+        status = ReturnStatus.REQUESTED
+        if rt.settings.return_approval == "auto":
+            await _move(rt, order, ret, ReturnStatus.APPROVED, by="auto")
+            status = ReturnStatus.APPROVED
+        await _bump(rt, order_id)
+    return Started(return_id, code, status)
+
+
+async def _unique_code() -> str:
+    while True:
+        code = rules.new_code()
+        if not await ReturnRequest.exists().where(ReturnRequest.code == code):
+            return code
+
+
+_RETURN_COLUMNS = (
+    ReturnRequest.id,
+    ReturnRequest.order,
+    ReturnRequest.code,
+    ReturnRequest.status,
+    ReturnRequest.method,
+    ReturnRequest.store,
+    ReturnRequest.store.name.as_alias("store_name"),
+    ReturnRequest.store.code.as_alias("store_code"),
+    ReturnRequest.label_url,
+    ReturnRequest.label_carrier,
+    ReturnRequest.label_tracking,
+    ReturnRequest.rejection_reason,
+    ReturnRequest.created_at,
+    ReturnRequest.approved_at,
+    ReturnRequest.label_at,
+    ReturnRequest.received_at,
+    ReturnRequest.inspected_at,
+)
+
+
+async def _load_return(return_id: int, *, lock: Runtime | None = None) -> dict[str, Any]:
+    query = ReturnRequest.select(*_RETURN_COLUMNS).where(ReturnRequest.id == return_id)
+    row = await (lock.for_update(query) if lock is not None else query).first()
+    if row is None:
+        raise NotFound(f"no return {return_id}", field="id")
+    return row
+
+
+async def _return_lines(return_ids: list[int]) -> list[dict[str, Any]]:
+    if not return_ids:
+        return []
+    return list(
+        await ReturnLine.select(
+            ReturnLine.id,
+            ReturnLine.return_request,
+            ReturnLine.order_line,
+            ReturnLine.order_line.name.as_alias("name"),
+            ReturnLine.order_line.sku.as_alias("sku"),
+            ReturnLine.order_line.unit_price_minor.as_alias("unit_price_minor"),
+            ReturnLine.quantity,
+            ReturnLine.reason,
+            ReturnLine.note,
+            ReturnLine.accepted_quantity,
+            ReturnLine.rejection_reason,
+        )
+        .where(ReturnLine.return_request.is_in(return_ids))
+        .order_by(ReturnLine.id)
+    )
+
+
+# --------------------------------------------------------------------- moving it on
+
+
+async def _move(
+    rt: Runtime,
+    order: dict[str, Any],
+    ret: dict[str, Any],
+    target: ReturnStatus,
+    *,
+    by: str,
+    values: dict[Column | str, Any] | None = None,
+    note: str | None = None,
+) -> None:
+    """One guarded step of a return: its row, the timeline, the SMS, the shop's event, the
+    reminders it starts or ends."""
+    current = ReturnStatus(ret["status"])
+    try:
+        rules.transition(current, target)
+    except InvalidTransition as exc:
+        raise Conflict(
+            f"this return is {current}: it cannot become {target}", field="status"
+        ) from exc
+    now = rt.clock.now()
+    update: dict[Column | str, Any] = {
+        ReturnRequest.status: target,
+        ReturnRequest.updated_at: now,
+        **(values or {}),
+    }
+    if target is ReturnStatus.APPROVED:
+        update[ReturnRequest.approved_at] = now
+    elif target is ReturnStatus.RECEIVED:
+        update[ReturnRequest.received_at] = now
+    elif target is ReturnStatus.INSPECTED:
+        update[ReturnRequest.inspected_at] = now
+    await ReturnRequest.update(update).where(ReturnRequest.id == ret["id"])
+    ret = {**ret, "status": target}
+    await add_event(
+        rt, order["id"], EVENT_OF[target], note=note, data={"return": ret["id"], "by": by}
+    )
+    kind = SMS_OF.get(target)
+    if kind:
+        await _sms(rt, order, ret, kind, f"return:{ret['id']}:{target}", reason=note)
+    await _tell_shop(rt, order, ret, f"return.{target}", by=by)
+    await _cancel_reminders(rt, ret["id"])
+    if target is ReturnStatus.APPROVED:
+        await _remind(
+            rt, order["id"], ret["id"], "return_not_sent", now + rules.REMIND_APPROVED_AFTER
+        )
+    await _bump(rt, order["id"])
+
+
+async def _bump(rt: Runtime, order_id: int) -> None:
+    await Order.update({Order.version: Order.version + 1, Order.updated_at: rt.clock.now()}).where(
+        Order.id == order_id
+    )
+
+
+async def _sms(
+    rt: Runtime,
+    order: dict[str, Any],
+    ret: dict[str, Any],
+    kind: str,
+    dedupe_key: str,
+    *,
+    amount: str = "",
+    reason: str | None = None,
+) -> None:
+    token = await messaging.link_token(order["id"])
+    await messaging.enqueue(
+        rt,
+        order_id=order["id"],
+        access_token_id=token["id"] if token else None,
+        recipient=order["phone"],
+        locale=order["locale"],
+        kind=kind,
+        dedupe_key=dedupe_key,
+        context={
+            "first_name": first_name(order["customer_name"]),
+            "order_number": order["external_id"],
+            "return_code": rules.display_code(ret["code"]) if ret.get("code") else "",
+            "store": ret.get("method") == Method.STORE,
+            "store_name": ret.get("store_name") or "",
+            "amount": amount,
+            "reason": reason or "",
+        },
+    )
+
+
+async def _tell_shop(
+    rt: Runtime, order: dict[str, Any], ret: dict[str, Any], type_: str, *, by: str | None = None
+) -> None:
+    await shop_events.record(
+        rt,
+        type_,
+        order_id=order["id"],
+        data={
+            "return": {
+                "id": ret["id"],
+                "order": order["external_id"],
+                "code": ret["code"],
+                "status": str(ret["status"]),
+                "method": ret["method"],
+                "store": ret.get("store_code"),
+            },
+            "by": by,
+        },
+    )
+
+
+async def _remind(rt: Runtime, order_id: int, return_id: int, kind: str, due: datetime) -> None:
+    key = f"return:{return_id}:{kind}"
+    if await Reminder.exists().where(Reminder.key == key):
+        return
+    await Reminder.insert(
+        Reminder(key=key, order=order_id, kind=kind, due_at=due, created_at=rt.clock.now())
+    )
+
+
+async def _cancel_reminders(rt: Runtime, return_id: int) -> None:
+    await Reminder.update({Reminder.due_at: None, Reminder.cancelled_at: rt.clock.now()}).where(
+        Reminder.key.like(f"return:{return_id}:%") & Reminder.due_at.is_not_null()
+    )
+
+
+async def _locked(rt: Runtime, return_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The order's row and the return's, both locked (in that order, as everywhere)."""
+    found = (
+        await ReturnRequest.select(ReturnRequest.order).where(ReturnRequest.id == return_id).first()
+    )
+    if found is None:
+        raise NotFound(f"no return {return_id}", field="id")
+    order = await _lock_order(rt, found["order"])
+    return order, await _load_return(return_id, lock=rt)
+
+
+async def _same_again(ret: dict[str, Any], target: ReturnStatus) -> bool:
+    """A retried call that asks for the state the return is in: the same answer, nothing new."""
+    return ReturnStatus(ret["status"]) is target
+
+
+async def approve(rt: Runtime, return_id: int) -> dict[str, Any]:
+    async with rt.writing():
+        order, ret = await _locked(rt, return_id)
+        if not await _same_again(ret, ReturnStatus.APPROVED):
+            await _move(rt, order, ret, ReturnStatus.APPROVED, by="shop")
+    return await return_detail(rt, return_id)
+
+
+async def reject(rt: Runtime, return_id: int, reason: str | None) -> dict[str, Any]:
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("say why the return is rejected: the shopper reads it", field="reason")
+    async with rt.writing():
+        order, ret = await _locked(rt, return_id)
+        if not await _same_again(ret, ReturnStatus.REJECTED):
+            await _move(
+                rt,
+                order,
+                ret,
+                ReturnStatus.REJECTED,
+                by="shop",
+                values={ReturnRequest.rejection_reason: reason},
+                note=reason,
+            )
+    return await return_detail(rt, return_id)
+
+
+async def set_label(
+    rt: Runtime, return_id: int, url: str, carrier: str, tracking_number: str | None
+) -> dict[str, Any]:
+    """The shop's label for a courier return; the shopper gets it by SMS and on the page."""
+    async with rt.writing():
+        order, ret = await _locked(rt, return_id)
+        if ret["method"] != Method.COURIER:
+            raise Conflict("this return goes back through a store: it has no label", field="url")
+        if ReturnStatus(ret["status"]) is not ReturnStatus.APPROVED:
+            raise Conflict(
+                f"this return is {ret['status']}: a label is for an approved one", field="url"
+            )
+        now = rt.clock.now()
+        first = ret["label_url"] is None
+        await ReturnRequest.update(
+            {
+                ReturnRequest.label_url: url,
+                ReturnRequest.label_carrier: carrier or None,
+                ReturnRequest.label_tracking: tracking_number,
+                ReturnRequest.label_at: now,
+                ReturnRequest.updated_at: now,
+            }
+        ).where(ReturnRequest.id == return_id)
+        if first:
+            await add_event(
+                rt, order["id"], EventType.RETURN_LABEL_READY, data={"return": return_id}
+            )
+            await _sms(rt, order, ret, "return_label", f"return:{return_id}:label")
+            await _cancel_reminders(rt, return_id)
+            await _remind(
+                rt, order["id"], return_id, "return_label_unused", now + rules.REMIND_LABEL_AFTER
+            )
+        await _tell_shop(rt, order, {**ret, "label_url": url}, "return.label", by="shop")
+        await _bump(rt, order["id"])
+    return await return_detail(rt, return_id)
+
+
+async def in_transit(rt: Runtime, return_id: int) -> dict[str, Any]:
+    async with rt.writing():
+        order, ret = await _locked(rt, return_id)
+        if not await _same_again(ret, ReturnStatus.IN_TRANSIT):
+            await _move(rt, order, ret, ReturnStatus.IN_TRANSIT, by="shop")
+    return await return_detail(rt, return_id)
+
+
+async def receive(rt: Runtime, return_id: int, *, staff_id: int | None = None) -> dict[str, Any]:
+    async with rt.writing():
+        order, ret = await _locked(rt, return_id)
+        if not await _same_again(ret, ReturnStatus.RECEIVED):
+            await _move(
+                rt,
+                order,
+                ret,
+                ReturnStatus.RECEIVED,
+                by="shop" if staff_id is None else "store",
+                values={ReturnRequest.received_by: staff_id},
+            )
+    return await return_detail(rt, return_id)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictIn:
+    line_id: int  # the return line
+    accepted: int
+    reason: str | None = None
+
+
+async def inspect(
+    rt: Runtime, return_id: int, verdicts: Iterable[VerdictIn], *, by: str = "shop"
+) -> dict[str, Any]:
+    async with rt.writing():
+        order, ret = await _locked(rt, return_id)
+        await _inspect(rt, order, ret, list(verdicts), by=by)
+    return await return_detail(rt, return_id)
+
+
+async def _inspect(
+    rt: Runtime, order: dict[str, Any], ret: dict[str, Any], verdicts: list[VerdictIn], *, by: str
+) -> None:
+    """Per line: accepted or not (with why); then a pending refund for what was accepted,
+    or the return rejected when nothing was."""
+    if ReturnStatus(ret["status"]) is not ReturnStatus.RECEIVED:
+        raise Conflict(
+            f"this return is {ret['status']}: only a received return is inspected", field="status"
+        )
+    lines = await _return_lines([ret["id"]])
+    try:
+        checked = rules.check_verdicts(
+            {line["id"]: line["quantity"] for line in lines},
+            [rules.Verdict(v.line_id, v.accepted, v.reason) for v in verdicts],
+        )
+    except DomainError as exc:
+        raise Invalid(str(exc), field="lines") from exc
+    for line_id, verdict in checked.items():
+        await ReturnLine.update(
+            {
+                ReturnLine.accepted_quantity: verdict.accepted,
+                ReturnLine.rejection_reason: (verdict.rejection_reason or "").strip() or None,
+            }
+        ).where(ReturnLine.id == line_id)
+    outcome = rules.after_inspection(checked.values())
+    if outcome is ReturnStatus.REJECTED:
+        reasons = "; ".join(sorted({(v.rejection_reason or "").strip() for v in checked.values()}))
+        await _move(
+            rt,
+            order,
+            ret,
+            ReturnStatus.REJECTED,
+            by=by,
+            values={ReturnRequest.rejection_reason: reasons[:300]},
+            note=reasons[:300],
+        )
+        return
+    await _move(rt, order, ret, ReturnStatus.INSPECTED, by=by)
+    amount = sum(checked[line["id"]].accepted * line["unit_price_minor"] for line in lines)
+    await _new_refund(rt, order, amount, "return", ret["id"])
+
+
+# ------------------------------------------------------------------------ refunds
+
+
+async def _new_refund(
+    rt: Runtime, order: dict[str, Any], amount: int, reason: str, return_id: int | None
+) -> int:
+    existing = await _refunds(order["id"])
+    try:
+        refund_rules.check_new(order["total_minor"], _held(existing), amount)
+    except DomainError as exc:
+        raise Conflict(_money_words(str(exc), order["currency"]), field="amount") from exc
+    now = rt.clock.now()
+    inserted = await Refund.insert(
+        Refund(
+            order=order["id"],
+            amount_minor=amount,
+            currency=order["currency"],
+            reason=reason,
+            status=RefundStatus.PENDING,
+            return_request=return_id,
+            created_at=now,
+            updated_at=now,
+        )
+    ).returning(Refund.id)
+    refund_id = int(inserted[0]["id"])
+    await shop_events.record(
+        rt,
+        "refund.created",
+        order_id=order["id"],
+        data={
+            "refund": _refund_json(
+                order, refund_id, amount, reason, RefundStatus.PENDING, return_id
+            )
+        },
+    )
+    await _bump(rt, order["id"])
+    return refund_id
+
+
+def _money_words(text: str, currency: str) -> str:
+    """The domain speaks minor units; people read money."""
+    if "minor units" in text:
+        left = int(text.split("only ", 1)[1].split(" ", 1)[0])
+        return f"only {format_decimal_string(left, currency)} {currency} is left to refund on this order"
+    return text
+
+
+def _refund_json(
+    order: dict[str, Any],
+    refund_id: int,
+    amount: int,
+    reason: str,
+    status: RefundStatus,
+    return_id: int | None,
+) -> dict[str, Any]:
+    return {
+        "id": refund_id,
+        "order": order["external_id"],
+        "amount": format_decimal_string(amount, order["currency"]),
+        "currency": order["currency"],
+        "reason": reason,
+        "status": str(status),
+        "return_id": return_id,
+    }
+
+
+async def create_refund(
+    rt: Runtime, external_id: str, amount: str, reason: str, return_id: int | None
+) -> dict[str, Any]:
+    """The shop starts a refund (a cancellation, goodwill, or a return)."""
+    try:
+        why = refund_rules.RefundReason(reason)
+    except ValueError:
+        allowed = ", ".join(r.value for r in refund_rules.RefundReason)
+        raise Invalid(f"unknown reason {reason!r}; one of: {allowed}", field="reason") from None
+    async with rt.writing():
+        found = await Order.select(Order.id).where(Order.external_id == external_id).first()
+        if found is None:
+            raise NotFound(f"no order with external_id {external_id!r}", field="external_id")
+        order = await _lock_order(rt, found["id"])
+        try:
+            minor = to_minor(amount, order["currency"])
+        except InvalidMoney as exc:
+            raise Invalid(str(exc), field="amount") from exc
+        if return_id is not None:
+            owner = (
+                await ReturnRequest.select(ReturnRequest.order)
+                .where(ReturnRequest.id == return_id)
+                .first()
+            )
+            if owner is None or owner["order"] != order["id"]:
+                raise Invalid(
+                    f"return {return_id} is not a return of this order", field="return_id"
+                )
+        refund_id = await _new_refund(rt, order, minor, why, return_id)
+    return await refund_detail(rt, refund_id)
+
+
+async def update_refund(
+    rt: Runtime, refund_id: int, status: str, reason: str | None = None
+) -> dict[str, Any]:
+    """pending -> processing -> paid | failed (a failed one may be tried again)."""
+    try:
+        target = RefundStatus(status)
+    except ValueError:
+        allowed = ", ".join(s.value for s in RefundStatus)
+        raise Invalid(f"unknown status {status!r}; one of: {allowed}", field="status") from None
+    async with rt.writing():
+        found = await Refund.select(Refund.order).where(Refund.id == refund_id).first()
+        if found is None:
+            raise NotFound(f"no refund {refund_id}", field="id")
+        order = await _lock_order(rt, found["order"])
+        refunds = await _refunds(order["id"])
+        refund = next(r for r in refunds if r["id"] == refund_id)
+        current = RefundStatus(refund["status"])
+        if current is target:
+            return await refund_detail(rt, refund_id)
+        try:
+            refund_rules.transition(current, target)
+            if target is RefundStatus.PROCESSING:
+                others = [r for r in refunds if r["id"] != refund_id]
+                refund_rules.check_retry(
+                    order["total_minor"],
+                    _held(others),
+                    refund_rules.Held(refund["amount_minor"], current),
+                )
+        except InvalidTransition as exc:
+            raise Conflict(
+                f"this refund is {current}: it cannot become {target}", field="status"
+            ) from exc
+        except DomainError as exc:
+            raise Conflict(str(exc), field="status") from exc
+        now = rt.clock.now()
+        values: dict[Column | str, Any] = {Refund.status: target, Refund.updated_at: now}
+        if target is RefundStatus.PAID:
+            values[Refund.paid_at] = now
+        if target is RefundStatus.FAILED:
+            values[Refund.failure_reason] = (reason or "").strip() or None
+        await Refund.update(values).where(Refund.id == refund_id)
+        money = _money(refund["amount_minor"], order)
+        event = {
+            RefundStatus.PROCESSING: EventType.REFUND_PROCESSING,
+            RefundStatus.PAID: EventType.REFUNDED,
+            RefundStatus.FAILED: EventType.REFUND_FAILED,
+        }[target]
+        note = reason if target is RefundStatus.FAILED else None
+        await add_event(rt, order["id"], event, note=note, data={"refund": refund_id})
+        ret: dict[str, Any] = {"code": None}
+        if refund["return_request"]:
+            ret = await _load_return(refund["return_request"], lock=rt)
+        if target in (RefundStatus.PAID, RefundStatus.FAILED):
+            kind = "refund_paid" if target is RefundStatus.PAID else "refund_failed"
+            await _sms(rt, order, ret, kind, f"refund:{refund_id}:{target}", amount=money)
+        if (
+            target is RefundStatus.PAID
+            and refund["return_request"]
+            and ReturnStatus(ret["status"]) is ReturnStatus.INSPECTED
+        ):
+            # The return ends with its money back (no second timeline entry: the refund's
+            # own "refunded" is it).
+            await ReturnRequest.update(
+                {ReturnRequest.status: ReturnStatus.REFUNDED, ReturnRequest.updated_at: now}
+            ).where(ReturnRequest.id == ret["id"])
+        await shop_events.record(
+            rt,
+            f"refund.{target}",
+            order_id=order["id"],
+            data={
+                "refund": _refund_json(
+                    order,
+                    refund_id,
+                    refund["amount_minor"],
+                    refund["reason"],
+                    target,
+                    refund["return_request"],
+                )
+            },
+        )
+        await _bump(rt, order["id"])
+    return await refund_detail(rt, refund_id)
+
+
+def _money(minor: int, order: dict[str, Any]) -> str:
+    from portal.templating import money
+
+    return money(minor, order["currency"], order["locale"])
+
+
+# ------------------------------------------------------------------------- reading
+
+
+def _return_json(
+    row: dict[str, Any], lines: list[dict[str, Any]], external_id: str
+) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "order": external_id,
+        "code": row["code"],
+        "status": row["status"],
+        "method": row["method"],
+        "store": row["store_code"],
+        "label": (
+            {
+                "url": row["label_url"],
+                "carrier": row["label_carrier"],
+                "tracking_number": row["label_tracking"],
+            }
+            if row["label_url"]
+            else None
+        ),
+        "rejection_reason": row["rejection_reason"],
+        "lines": [
+            {
+                "id": line["id"],
+                "sku": line["sku"],
+                "name": line["name"],
+                "quantity": line["quantity"],
+                "reason": line["reason"],
+                "note": line["note"],
+                "accepted": line["accepted_quantity"],
+                "rejection_reason": line["rejection_reason"],
+            }
+            for line in lines
+            if line["return_request"] == row["id"]
+        ],
+        "created_at": row["created_at"],
+        "approved_at": row["approved_at"],
+        "received_at": row["received_at"],
+        "inspected_at": row["inspected_at"],
+    }
+
+
+async def return_detail(rt: Runtime, return_id: int) -> dict[str, Any]:
+    row = await _load_return(return_id)
+    order = await Order.select(Order.external_id).where(Order.id == row["order"]).first()
+    assert order is not None
+    return _return_json(row, await _return_lines([return_id]), order["external_id"])
+
+
+async def list_returns(
+    rt: Runtime, *, status: str | None = None, after: int = 0, limit: int = 100
+) -> dict[str, Any]:
+    query = ReturnRequest.select(
+        *_RETURN_COLUMNS, ReturnRequest.order.external_id.as_alias("external_id")
+    ).where(ReturnRequest.id > after)
+    if status:
+        try:
+            query = query.where(ReturnRequest.status == ReturnStatus(status))
+        except ValueError:
+            allowed = ", ".join(s.value for s in ReturnStatus)
+            raise Invalid(f"unknown status {status!r}; one of: {allowed}", field="status") from None
+    rows = await query.order_by(ReturnRequest.id).limit(limit)
+    lines = await _return_lines([r["id"] for r in rows])
+    items = [_return_json(r, lines, r["external_id"]) for r in rows]
+    return {"returns": items, "next": items[-1]["id"] if items else after}
+
+
+async def refund_detail(rt: Runtime, refund_id: int) -> dict[str, Any]:
+    row = (
+        await Refund.select(
+            Refund.id,
+            Refund.order.external_id.as_alias("external_id"),
+            Refund.amount_minor,
+            Refund.currency,
+            Refund.reason,
+            Refund.status,
+            Refund.return_request,
+            Refund.paid_at,
+            Refund.failure_reason,
+            Refund.created_at,
+        )
+        .where(Refund.id == refund_id)
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no refund {refund_id}", field="id")
+    return {
+        "id": row["id"],
+        "order": row["external_id"],
+        "amount": format_decimal_string(row["amount_minor"], row["currency"]),
+        "currency": row["currency"],
+        "reason": row["reason"],
+        "status": row["status"],
+        "return_id": row["return_request"],
+        "paid_at": row["paid_at"],
+        "failure_reason": row["failure_reason"],
+        "created_at": row["created_at"],
+    }
+
+
+# -------------------------------------------------------------- the shopper's page
+
+
+@dataclass(slots=True)
+class ReturnableLine:
+    id: int
+    name: str
+    quantity: int  # still returnable
+    unit_price_minor: int
+    returnable: bool
+
+
+@dataclass(slots=True)
+class ReturnCard:
+    """One return as the shopper follows it."""
+
+    id: int
+    code: str
+    status: str
+    method: str
+    store_name: str | None
+    label_url: str | None
+    label_carrier: str | None
+    rejection_reason: str | None
+    created_at: datetime
+    lines: list[dict[str, Any]]
+    steps: list[tuple[str, str]]
+
+    @property
+    def display_code(self) -> str:
+        return rules.display_code(self.code)
+
+    @property
+    def live(self) -> bool:
+        return ReturnStatus(self.status) not in rules.FINAL
+
+
+@dataclass(slots=True)
+class ReturnsView:
+    """The page's returns and refunds card."""
+
+    window_open: bool
+    closes_at: datetime | None
+    lines: list[ReturnableLine] = field(default_factory=list)
+    stores: list[dict[str, str]] = field(default_factory=list)
+    returns: list[ReturnCard] = field(default_factory=list)
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def can_start(self) -> bool:
+        return self.window_open and any(line.quantity > 0 for line in self.lines)
+
+
+async def returns_view(rt: Runtime, order_id: int) -> ReturnsView | None:
+    """None when there is nothing to show: no return possible and none made, no refund."""
+    order = await Order.select(*_ORDER_COLUMNS).where(Order.id == order_id).first()
+    if order is None:
+        return None
+    received = _received_at(order)
+    refunds = await _refunds(order_id)
+    returns = list(
+        await ReturnRequest.select(*_RETURN_COLUMNS)
+        .where(ReturnRequest.order == order_id)
+        .order_by(ReturnRequest.id)
+    )
+    if received is None and not refunds and not returns:
+        return None
+    open_ = rules.window_open(received, rt.clock.now(), rt.settings.return_days)
+    lines = []
+    if open_:
+        taken = await _taken(order_id)
+        for line in await _lines(order_id):
+            domain = rules.Line(
+                line["id"], line["quantity"], bool(line["returnable"]), taken.get(line["id"], 0)
+            )
+            lines.append(
+                ReturnableLine(
+                    line["id"],
+                    line["name"],
+                    rules.returnable_quantity(domain),
+                    line["unit_price_minor"],
+                    bool(line["returnable"]),
+                )
+            )
+    return_lines = await _return_lines([r["id"] for r in returns])
+    cards = [
+        ReturnCard(
+            id=r["id"],
+            code=r["code"],
+            status=r["status"],
+            method=r["method"],
+            store_name=r["store_name"],
+            label_url=r["label_url"],
+            label_carrier=r["label_carrier"],
+            rejection_reason=r["rejection_reason"],
+            created_at=r["created_at"],
+            lines=[line for line in return_lines if line["return_request"] == r["id"]],
+            steps=[(s.value, state) for s, state in rules.steps(ReturnStatus(r["status"]))],
+        )
+        for r in returns
+    ]
+    stores = []
+    if open_:
+        stores = [
+            {
+                "code": s["code"],
+                "name": s["name"],
+                "city": str((_json(s["address"]) or {}).get("city") or ""),
+            }
+            for s in await Store.select(Store.code, Store.name, Store.address).order_by(Store.name)
+        ]
+    return ReturnsView(
+        window_open=open_,
+        closes_at=rules.window_closes(received, rt.settings.return_days),
+        lines=lines,
+        stores=stores,
+        returns=cards,
+        refunds=refunds,
+    )
+
+
+# ------------------------------------------------------------------ the scheduler
+
+
+async def send_due_reminders(rt: Runtime) -> int:
+    """Returns approved but not on their way, labels unused: one reminder each, dropped
+    when the return has moved on. Safe with several schedulers (SKIP LOCKED)."""
+    sent = 0
+    async with rt.writing():
+        now = rt.clock.now()
+        due = await rt.for_update(
+            Reminder.select(Reminder.id, Reminder.kind, Reminder.order, Reminder.key)
+            .where((Reminder.due_at <= now) & Reminder.kind.is_in(list(REMINDER_KINDS)))
+            .order_by(Reminder.due_at)
+            .limit(SWEEP_BATCH),
+            skip_locked=True,
+        )
+        for reminder in due:
+            return_id = int(reminder["key"].split(":")[1])
+            ret = (
+                await ReturnRequest.select(*_RETURN_COLUMNS)
+                .where(ReturnRequest.id == return_id)
+                .first()
+            )
+            waiting = ret is not None and ReturnStatus(ret["status"]) is ReturnStatus.APPROVED
+            done: dict[Column | str, Any] = {Reminder.due_at: None}
+            done[Reminder.sent_at if waiting else Reminder.cancelled_at] = now
+            await Reminder.update(done).where(Reminder.id == reminder["id"])
+            if waiting and ret is not None:
+                order = (
+                    await Order.select(*_ORDER_COLUMNS).where(Order.id == reminder["order"]).first()
+                )
+                if order is not None:
+                    await _sms(rt, order, ret, reminder["kind"], f"reminder:{reminder['id']}")
+                    sent += 1
+    return sent
+
+
+# ------------------------------------------------------------------ the store's counter
+
+
+@dataclass(frozen=True, slots=True)
+class CounterReturn:
+    id: int
+    code: str
+    status: str
+    order_number: str
+    customer_name: str
+    lines: list[dict[str, Any]]
+
+    @property
+    def display_code(self) -> str:
+        return rules.display_code(self.code)
+
+    @property
+    def receivable(self) -> bool:
+        return ReturnStatus(self.status) in (
+            ReturnStatus.APPROVED,
+            ReturnStatus.DROPPED_OFF,
+            ReturnStatus.IN_TRANSIT,
+        )
+
+
+async def find_by_code(rt: Runtime, store_id: int | None, typed: str) -> int:
+    """The return with this code at this store (a manager: any store's); NotFound alike
+    for an unknown code and another store's return."""
+    code = rules.normalise_code(typed)
+    row = (
+        await ReturnRequest.select(ReturnRequest.id, ReturnRequest.store)
+        .where(ReturnRequest.code == code)
+        .first()
+    )
+    if row is None or (store_id is not None and row["store"] != store_id):
+        raise NotFound("no return with this code at this store", field="code")
+    return int(row["id"])
+
+
+async def counter_return(rt: Runtime, store_id: int | None, return_id: int) -> CounterReturn:
+    row = (
+        await ReturnRequest.select(
+            *_RETURN_COLUMNS,
+            ReturnRequest.order.external_id.as_alias("external_id"),
+            ReturnRequest.order.customer.name.as_alias("customer_name"),  # type: ignore[union-attr]
+        )
+        .where(ReturnRequest.id == return_id)
+        .first()
+    )
+    if (
+        row is None
+        or row["method"] != Method.STORE
+        or (store_id is not None and row["store"] != store_id)
+    ):
+        raise NotFound("no such return at this store")
+    return CounterReturn(
+        id=row["id"],
+        code=row["code"],
+        status=row["status"],
+        order_number=row["external_id"],
+        customer_name=row["customer_name"],
+        lines=await _return_lines([return_id]),
+    )
+
+
+async def receive_at_counter(
+    rt: Runtime, staff_id: int, store_id: int | None, return_id: int, verdicts: list[VerdictIn]
+) -> dict[str, Any]:
+    """The clerk takes the parcel and checks it: received and inspected at once, with a
+    pending refund for what is accepted. Two clerks at once: the second is refused."""
+    async with rt.writing():
+        await counter_return(rt, store_id, return_id)  # 404 for another store's return
+        order, ret = await _locked(rt, return_id)
+        if ReturnStatus(ret["status"]) not in (
+            ReturnStatus.APPROVED,
+            ReturnStatus.DROPPED_OFF,
+            ReturnStatus.IN_TRANSIT,
+        ):
+            raise Conflict(f"this return is already {ret['status']}", field="status")
+        await _move(
+            rt,
+            order,
+            ret,
+            ReturnStatus.RECEIVED,
+            by="store",
+            values={ReturnRequest.received_by: staff_id},
+        )
+        ret = await _load_return(return_id)
+        await _inspect(rt, order, ret, verdicts, by="store")
+        await AuditLog.insert(
+            AuditLog(
+                staff=staff_id,
+                action="return_received",
+                order=order["id"],
+                store=ret["store"],
+                at=rt.clock.now(),
+                details={
+                    "return": return_id,
+                    "lines": [{"line": v.line_id, "accepted": v.accepted} for v in verdicts],
+                },
+            )
+        )
+    return await return_detail(rt, return_id)

@@ -1,0 +1,201 @@
+"""The shopper's returns: choose lines, review, confirm (without JavaScript too: each step is
+a plain form post), and the card that follows each return to its refund.
+
+Routes live in their own controller under /t/{token}/returns; the page itself (order.html's
+`returns` block) is rendered by the shopper controller with `returns_context`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Controller, Request, Response, post
+from litestar.params import FromPath
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_303_SEE_OTHER
+from markupsafe import Markup
+
+from portal.services import orders, returns
+from portal.services.errors import ServiceError
+from portal.web.deps import RT
+from portal.web.pickup_card import qr_svg
+from portal.web.render import render
+
+KEPT = 300
+
+
+@dataclass(slots=True)
+class ReturnForm:
+    """The return form after a refusal (values and errors), or its review step."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    message: str | None = None
+    review: list[dict[str, Any]] | None = None
+    store_name: str = ""
+    amount: int = 0
+
+
+def counter_url(base_url: str, return_id: int, code: str) -> str:
+    """The clerk console's page for this return; it does nothing without a clerk session."""
+    return f"{base_url}/clerk/returns/{return_id}?code={code}"
+
+
+def returns_context(
+    rt: RT, view: returns.ReturnsView | None, rform: ReturnForm | None = None
+) -> dict[str, Any]:
+    qrs: dict[int, Markup] = {}
+    if view is not None:
+        for ret in view.returns:
+            if ret.live:
+                qrs[ret.id] = qr_svg(counter_url(rt.settings.base_url, ret.id, ret.code))
+    return {"r": view, "rform": rform, "return_qr": qrs}
+
+
+def _picks(form: dict[str, str]) -> list[returns.PickIn]:
+    picks = []
+    for key, value in form.items():
+        if key.startswith("qty_") and key[4:].isdigit():
+            line_id = int(key[4:])
+            picks.append(
+                returns.PickIn(
+                    line_id,
+                    value,
+                    form.get(f"reason_{line_id}", ""),
+                    form.get(f"note_{line_id}", "")[:KEPT],
+                )
+            )
+    return picks
+
+
+class ReturnsController(Controller):
+    path = "/t"
+
+    async def _view(
+        self, request: Request[Any, Any, Any], rt: RT, token: str
+    ) -> orders.TrackingView | None:
+        from portal.web.shopper import resolve  # the shared miss limiter
+
+        return await resolve(request, orders.tracking_page(rt, token))
+
+    async def _form(self, request: Request[Any, Any, Any]) -> dict[str, str]:
+        form = await request.form()
+        return {k: str(v)[:KEPT] for k, v in form.items() if k != "_csrf_token"}
+
+    async def _answer(
+        self,
+        request: Request[Any, Any, Any],
+        rt: RT,
+        token: str,
+        view: orders.TrackingView,
+        rform: ReturnForm,
+        status_code: int,
+    ) -> Response[Any]:
+        from portal.web.shopper import page_response
+
+        htmx = request.headers.get("hx-request") == "true"
+        return await page_response(
+            request,
+            rt,
+            token,
+            view,
+            block="returns" if htmx else None,
+            status_code=status_code,
+            rform=rform,
+        )
+
+    @post("/{token:str}/returns/review", name="track_return_review")
+    async def review(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        view = await self._view(request, rt, token)
+        if view is None:
+            return await _not_found(request)
+        values = await self._form(request)
+        try:
+            chosen, _, store = await returns.check_return(
+                rt,
+                view.state.order_id,
+                _picks(values),
+                values.get("method", ""),
+                values.get("store"),
+            )
+        except returns.ReturnFormErrors as exc:
+            return await self._answer(
+                request, rt, token, view, ReturnForm(values, exc.errors), exc.status_code
+            )
+        except ServiceError as exc:
+            return await self._answer(
+                request, rt, token, view, ReturnForm(values, message=exc.detail), exc.status_code
+            )
+        lines = await returns.order_lines(view.state.order_id)
+        review = [
+            {
+                "name": lines[p.line_id]["name"],
+                "quantity": p.quantity,
+                "reason": p.reason.value,
+                "note": p.note,
+            }
+            for p in chosen
+        ]
+        amount = sum(lines[p.line_id]["unit_price_minor"] * p.quantity for p in chosen)
+        rform = ReturnForm(
+            values,
+            review=review,
+            store_name=store["name"] if store else "",
+            amount=amount,
+        )
+        return await self._answer(request, rt, token, view, rform, 200)
+
+    @post("/{token:str}/returns/edit", name="track_return_edit")
+    async def edit(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        view = await self._view(request, rt, token)
+        if view is None:
+            return await _not_found(request)
+        return await self._answer(
+            request, rt, token, view, ReturnForm(await self._form(request)), 200
+        )
+
+    @post("/{token:str}/returns", name="track_return")
+    async def confirm(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        view = await self._view(request, rt, token)
+        if view is None:
+            return await _not_found(request)
+        values = await self._form(request)
+        try:
+            await returns.start_return(
+                rt,
+                view.state.order_id,
+                _picks(values),
+                values.get("method", ""),
+                values.get("store"),
+            )
+        except returns.ReturnFormErrors as exc:
+            return await self._answer(
+                request, rt, token, view, ReturnForm(values, exc.errors), exc.status_code
+            )
+        except ServiceError as exc:
+            return await self._answer(
+                request, rt, token, view, ReturnForm(values, message=exc.detail), exc.status_code
+            )
+        if request.headers.get("hx-request") == "true":
+            fresh = await orders.tracking_page(rt, token)
+            if fresh is None:
+                return await _not_found(request)
+            from portal.web.shopper import page_response
+
+            return await page_response(request, rt, token, fresh, block="returns", saved="return")
+        return Redirect(
+            f"/t/{token}?saved=return#returns",
+            status_code=HTTP_303_SEE_OTHER,
+            headers={"Referrer-Policy": "no-referrer"},
+        )
+
+
+async def _not_found(request: Request[Any, Any, Any]) -> Response[Any]:
+    return render(request, "shopper/link_not_found.html", {}, status_code=404)
