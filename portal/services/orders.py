@@ -498,6 +498,11 @@ class TrackingView:
     store: dict[str, Any] | None = None
     address: dict[str, Any] | None = None
     pickup: PickupView | None = None
+    # When the order was delivered, collected or cancelled; whether it has returns or
+    # refunds to show (the page reads them only then).
+    closed_at: datetime | None = None
+    has_returns: bool = False
+    has_refunds: bool = False
 
 
 # The page's reads as fixed SQL: this is the hottest path, and building Piccolo queries
@@ -510,7 +515,10 @@ _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.pl
        p.status AS pickup_status, p.code AS pickup_code, p.ready_at AS pickup_ready_at,
        p.hold_until AS pickup_hold_until, p.visit_start AS pickup_visit_start,
        p.visit_end AS pickup_visit_end, p.delegate_name AS pickup_delegate,
-       p.collected_at AS pickup_collected_at, p.handed_to AS pickup_handed_to"""
+       p.collected_at AS pickup_collected_at, p.handed_to AS pickup_handed_to,
+       o.closed_at,
+       EXISTS (SELECT 1 FROM return_request rr WHERE rr."order" = o.id) AS has_returns,
+       EXISTS (SELECT 1 FROM refund rf WHERE rf."order" = o.id) AS has_refunds"""
 _FROM_LINK = """FROM access_token t JOIN orders o ON o.id = t."order"
      JOIN customer c ON c.id = o.customer"""
 # A pickup order has one pickup row (unique on "order"); delivery orders get NULLs.
@@ -626,6 +634,9 @@ def _build_view(
         store=store,
         address=_partial_address(_json(order["delivery_address"])),
         pickup=_pickup_view(order, lines),
+        closed_at=order["closed_at"],
+        has_returns=bool(order["has_returns"]),
+        has_refunds=bool(order["has_refunds"]),
     )
 
 

@@ -997,24 +997,39 @@ class ReturnsView:
         return self.window_open and any(line.quantity > 0 for line in self.lines)
 
 
-async def returns_view(rt: Runtime, order_id: int) -> ReturnsView | None:
-    """None when there is nothing to show: no return possible and none made, no refund."""
-    order = await Order.select(*_ORDER_COLUMNS).where(Order.id == order_id).first()
-    if order is None:
-        return None
-    received = _received_at(order)
-    refunds = await _refunds(order_id)
-    returns = list(
-        await ReturnRequest.select(*_RETURN_COLUMNS)
-        .where(ReturnRequest.order == order_id)
-        .order_by(ReturnRequest.id)
+async def returns_view(
+    rt: Runtime,
+    order_id: int,
+    *,
+    status: str,
+    closed_at: datetime | None,
+    has_returns: bool,
+    has_refunds: bool,
+) -> ReturnsView | None:
+    """None when there is nothing to show: no return possible and none made, no refund.
+    The page knows the order's status and whether it has returns or refunds (one query),
+    so an order with nothing to show costs nothing more here."""
+    received = _received_at({"status": status, "closed_at": closed_at})
+    open_ = rules.window_open(received, rt.clock.now(), rt.settings.return_days)
+    if not (has_returns or has_refunds or open_):
+        if received is None:
+            return None
+        return ReturnsView(False, rules.window_closes(received, rt.settings.return_days))
+    refunds = await _refunds(order_id) if has_refunds else []
+    returns = (
+        list(
+            await ReturnRequest.select(*_RETURN_COLUMNS)
+            .where(ReturnRequest.order == order_id)
+            .order_by(ReturnRequest.id)
+        )
+        if has_returns
+        else []
     )
     if received is None and not refunds and not returns:
         return None
-    open_ = rules.window_open(received, rt.clock.now(), rt.settings.return_days)
     lines = []
     if open_:
-        taken = await _taken(order_id)
+        taken = await _taken(order_id) if has_returns else {}
         for line in await _lines(order_id):
             domain = rules.Line(
                 line["id"], line["quantity"], bool(line["returnable"]), taken.get(line["id"], 0)

@@ -417,9 +417,15 @@ async def page_response(
         d=await _delivery_options(rt, view),
         saved=saved if saved in SAVED_WORDS else None,
     )
-    context.update(
-        returns_card.returns_context(rt, await returns.returns_view(rt, view.state.order_id), rform)
+    card = await returns.returns_view(
+        rt,
+        view.state.order_id,
+        status=view.state.status,
+        closed_at=view.closed_at,
+        has_returns=view.has_returns,
+        has_refunds=view.has_refunds,
     )
+    context.update(returns_card.returns_context(rt, card, rform))
     return render(
         request, PAGE, context, block=block, status_code=status_code, headers=PAGE_HEADERS
     )
