@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -616,7 +616,14 @@ async def _issue_code(rt: Runtime, order: dict[str, Any], pending: dict[str, Any
     verdict = otp.may_issue([c["created_at"] for c in codes], _lock_of(codes), now)
     if verdict.refusal is not None:
         raise _refused(verdict)
-    # A new code replaces any earlier one still open.
+    # A new code replaces any earlier one still open, and inherits its wrong tries: asking
+    # for new codes does not buy more guesses (five an hour, then the lock).
+    replaced = next((c for c in codes if c["used_at"] is None), None)
+    carried = (
+        replaced["attempts"]
+        if replaced is not None and now - replaced["created_at"] < timedelta(hours=1)
+        else 0
+    )
     await OneTimeCode.update({OneTimeCode.used_at: now}).where(
         (OneTimeCode.order == order["id"]) & OneTimeCode.used_at.is_null()
     )
@@ -628,6 +635,7 @@ async def _issue_code(rt: Runtime, order: dict[str, Any], pending: dict[str, Any
             purpose="delivery_change",
             code_hash=otp.hash_code(rt.settings.secret_key, order["id"], code),
             pending=pending,
+            attempts=carried,
             expires_at=expires,
             created_at=now,
         )

@@ -591,3 +591,20 @@ async def test_each_change_reaches_the_shops_webhook_signed_and_once(
     assert event["data"]["requested_at"].endswith("Z")
     # Both tries carried the same event id: the shop can drop a repeat.
     assert len({call.event_id for call in shop_receiver.calls}) == 1
+
+
+async def test_asking_for_new_codes_does_not_buy_more_guesses(client, order, clock):
+    await post_form(client, order["path"], "delivery/address", NEW_ADDRESS)
+    code = await texted_code(order["id"])
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(4):
+        await post_form(client, order["path"], "delivery/code", {"code": wrong}, version=False)
+    clock.advance(seconds=61)
+    assert (
+        await post_form(client, order["path"], "delivery/resend", {}, version=False)
+    ).status_code == 303
+    fresh = await texted_code(order["id"])
+    wrong = "000000" if fresh != "000000" else "111111"
+    last = await post_form(client, order["path"], "delivery/code", {"code": wrong}, version=False)
+    assert last.status_code == 409
+    assert "changes are locked for an hour" in last.text
