@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from functools import lru_cache
@@ -12,14 +13,94 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_skeleton, format_time, get_day_names
 from babel.numbers import format_currency
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from babel.support import NullTranslations, Translations
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
+from markupsafe import Markup
 
+from portal.domain.i18n import Msg
+from portal.domain.locale import DEFAULT, PAGE_LOCALES
 from portal.domain.money import from_minor
 from portal.domain.store import DAYS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "messages"
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------ translations
+
+
+@lru_cache(maxsize=8)
+def catalog(locale: str) -> NullTranslations:
+    """The compiled catalog of a page language (`make` builds the .mo files from the .po
+    files). English is the msgids themselves; a missing catalog falls back to them, loudly."""
+    if locale == DEFAULT or locale not in PAGE_LOCALES:
+        return NullTranslations()
+    if not (LOCALE_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file():
+        log.warning("no compiled catalog for %s: pages fall back to English (run make)", locale)
+    return Translations.load(str(LOCALE_DIR), [locale], DOMAIN)
+
+
+def _lookup(locale: str, message: str) -> str:
+    """The words of `message` in `locale`, values not yet filled in."""
+    found = catalog(locale)
+    if isinstance(message, Msg):
+        if message.plural is not None and message.n is not None:
+            return found.ngettext(message.msgid, message.plural, message.n)
+        return found.gettext(message.msgid)
+    return found.gettext(message)
+
+
+def _values(locale: str, message: str) -> dict[str, Any]:
+    params = message.params if isinstance(message, Msg) else {}
+    return {k: translate(locale, v) if isinstance(v, Msg) else v for k, v in params.items()}
+
+
+def translate(locale: str, message: str) -> str:
+    """A page's text (a msgid, or a `Msg` from a rule or service) in `locale`."""
+    text = _lookup(locale, message)
+    values = _values(locale, message)
+    return text % values if values else text
+
+
+def _page_locale(context: Context) -> str:
+    return context.get("locale") or DEFAULT
+
+
+@pass_context
+def _gettext(context: Context, message: str) -> str:
+    locale = _page_locale(context)
+    if not isinstance(message, Msg) or not message.params:
+        return _lookup(locale, message)
+    # A Msg comes with its values: fill them in here (escaped on HTML pages), and double
+    # any % left, because Jinja's newstyle gettext formats the result once more.
+    text = _lookup(locale, message)
+    values = _values(locale, message)
+    # The msgid is ours (trusted); the values are escaped by Markup's %.
+    filled = Markup(text) % values if context.eval_ctx.autoescape else text % values  # noqa: S704
+    return filled.replace("%", "%%")
+
+
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    return catalog(_page_locale(context)).ngettext(singular, plural, n)
+
+
+@pass_context
+def tr(context: Context, message: str) -> str:
+    """`{{ exc_detail | tr }}`: a message from a rule or service, in the page's language.
+    Unlike `_()` it is not markup: the page escapes it like any other value."""
+    return translate(_page_locale(context), message)
+
+
+def capfirst(text: str) -> str:
+    """The first letter upper case, the rest as it is (messages start lower case)."""
+    return text[:1].upper() + text[1:]
 
 
 @lru_cache(maxsize=4096)
@@ -113,11 +194,19 @@ def make_environment(directory: Path = TEMPLATES_DIR) -> Environment:
         auto_reload=False,
         extensions=["jinja2.ext.i18n"],
     )
-    # Page strings are marked for translation now; the catalogs come with the messaging work.
-    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-    env.globals["N_"] = lambda message: message  # marks a msgid that is translated later
+    # One environment serves every request: `_` and `ngettext` read the page's language
+    # from the render's context (`locale`), so each render speaks its shopper's language.
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["N_"] = lambda message: message  # marks a msgid; `_()` translates it where shown
     env.filters.update(
-        money=money, when=when, day=day, isoday=isoday, span=span, week_hours=week_hours
+        money=money,
+        when=when,
+        day=day,
+        isoday=isoday,
+        span=span,
+        week_hours=week_hours,
+        capfirst=capfirst,
+        tr=tr,
     )
     return env
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from portal.domain.i18n import N_
 from portal.services.delivery import CLOSED_TEXT, FieldErrors
 from portal.services.errors import ServiceError
 
 KEPT = 300  # what is typed is shown back on an error, cut to a sane length
 
-# ?saved=<word> after a plain-form change (303 to the page) and for htmx answers.
+# ?saved=<word> after a plain-form change (303 to the page) and for htmx answers; the page
+# translates them where it shows them.
 SAVED_TEXT: dict[str, str] = {
-    "address": "Done: the new address is saved.",
-    "switch_to_pickup": "Done: you will collect the order in the store.",
-    "reschedule": "Done: the new delivery day is saved.",
-    "instructions": "Done: the courier will see your instructions.",
-    "requested": "Sent: the shop will confirm your change by text message.",
-    "code_sent": "We texted you a code.",
-    "cancelled": "The change was cancelled; nothing was changed.",
+    "address": N_("Done: the new address is saved."),
+    "switch_to_pickup": N_("Done: you will collect the order in the store."),
+    "reschedule": N_("Done: the new delivery day is saved."),
+    "instructions": N_("Done: the courier will see your instructions."),
+    "requested": N_("Sent: the shop will confirm your change by text message."),
+    "code_sent": N_("We texted you a code."),
+    "cancelled": N_("The change was cancelled; nothing was changed."),
 }
 
 

@@ -19,6 +19,7 @@ from babel.dates import format_skeleton, format_time
 from markupsafe import Markup
 
 from portal.domain import pickup as rules
+from portal.domain.i18n import N_
 from portal.services.errors import Invalid
 from portal.services.orders import TrackingView
 
@@ -34,8 +35,9 @@ def handover_url(base_url: str, order_id: int, code: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def qr_svg(url: str) -> Markup:
-    """Inline SVG (no request, no script): dark on white so any phone screen scans."""
+def qr_svg(url: str, title: str = "QR code of the pickup code") -> Markup:
+    """Inline SVG (no request, no script): dark on white so any phone screen scans. The
+    title is what a screen reader says, in the page's language."""
     qr = segno.make(url, error="m", micro=False)
     svg = qr.svg_inline(
         scale=1,
@@ -44,7 +46,7 @@ def qr_svg(url: str) -> Markup:
         omitsize=True,
         svgclass="qr",
         lineclass=None,
-        title="QR code of the pickup code",
+        title=title,
     )
     return Markup(svg)  # noqa: S704  (segno's own markup around a URL it encoded)
 
@@ -149,7 +151,7 @@ def parse_visit(view: TrackingView, day: str, at: str, now: datetime) -> tuple[d
             raise ValueError(at)
         local_day, local_time = date.fromisoformat(day), time.fromisoformat(at)
     except ValueError:
-        raise Invalid("choose a day and a time for your visit", field="visit") from None
+        raise Invalid(N_("choose a day and a time for your visit"), field="visit") from None
     start = datetime.combine(local_day, local_time, ZoneInfo(view.timezone)).astimezone(UTC)
     end = start + SLOT
     for window in _windows(view, now):

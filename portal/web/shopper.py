@@ -1,6 +1,6 @@
 """The shopper's page for one order (/t/{token}), its live progress fragment, and the
-forms on it: click-and-collect (visit, delegate) and delivery changes (address, store,
-day, instructions, the one-time code)."""
+forms on it: click-and-collect (visit, delegate), delivery changes (address, store,
+day, instructions, the one-time code) and the page's language."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_429_TOO_MANY_REQUESTS
 
 from portal.domain.delivery import ChangeStatus
-from portal.domain.locale import page_locale
+from portal.domain.i18n import N_
+from portal.domain.locale import NATIVE_NAMES, PAGE_LOCALES, from_accept_language, page_locale
 from portal.domain.order import Fulfilment, OrderStatus
-from portal.services import delivery, orders, returns
+from portal.services import delivery, orders, preferences, returns
 from portal.services import pickup as pickup_service
 from portal.services.errors import ServiceError
+from portal.templating import translate
 from portal.web import delivery_card, pickup_card, returns_card
 from portal.web.deps import RT
 from portal.web.limits import MissLimiter
@@ -44,6 +46,9 @@ CHANGEABLE = frozenset(
     }
 )
 
+# The language switch: each page language by its own name.
+LANGUAGES = tuple((code, NATIVE_NAMES[code]) for code in PAGE_LOCALES)
+
 
 class ShopperController(Controller):
     path = "/t"
@@ -54,12 +59,14 @@ class ShopperController(Controller):
         return await resolve(request, lookup)
 
     def _not_found(self, request: Request[Any, Any, Any], *, fragment: bool) -> Response[Any]:
-        # Unknown, expired and revoked links all look the same.
+        # Unknown, expired and revoked links all look the same; with no order to go by,
+        # the page speaks the browser's language.
         name = "shopper/link_not_found.html"
+        lang = from_accept_language(request.headers.get("accept-language"))
         return render(
             request,
             name,
-            {},
+            {"locale": lang, "ui_lang": lang},
             block="progress" if fragment else None,
             status_code=404,
             headers=PRIVATE_HEADERS,
@@ -376,6 +383,21 @@ class ShopperController(Controller):
             )
         return await self._delivery_answer(request, rt, token, saved=self._done(result))
 
+    # -------------------------------------------------------------------------- language
+
+    @post("/{token:str}/language", name="track_language")
+    async def language(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        """The page's language switch: remembered on the customer, so their text messages
+        follow it too. A plain form (no htmx): the whole page changes language."""
+        state = await self._resolve(request, orders.tracking_state(rt, token))
+        if state is None:
+            return self._not_found(request, fragment=False)
+        form = await request.form()
+        await preferences.set_language(rt, state.order_id, str(form.get("language") or ""))
+        return Redirect(f"/t/{token}", status_code=HTTP_303_SEE_OTHER, headers=PRIVATE_HEADERS)
+
 
 async def resolve(
     request: Request[Any, Any, Any], lookup: Coroutine[Any, Any, T | None]
@@ -470,7 +492,8 @@ def _context(
             qr = pickup_card.qr_svg(
                 pickup_card.handover_url(
                     rt.settings.base_url, view.state.order_id, view.pickup.code
-                )
+                ),
+                translate(locale, N_("QR code of the pickup code")),
             )
         if forms is None and with_forms:
             forms = pickup_card.forms_for(view, rt.clock.now(), locale)
@@ -478,6 +501,8 @@ def _context(
         "v": view,
         "token": token,
         "locale": locale,
+        "ui_lang": locale,
+        "languages": LANGUAGES,
         "poll_seconds": rt.settings.poll_seconds,
         "live": not view.state.final,
         "qr": qr,

@@ -1,0 +1,23 @@
+"""What a shopper chooses for themselves on the page: the language they read and are texted in."""
+
+from __future__ import annotations
+
+from portal.db.tables import Customer, Order
+from portal.domain.i18n import N_
+from portal.domain.locale import PAGE_LOCALES
+from portal.runtime import Runtime
+from portal.services.errors import Invalid, NotFound
+
+
+async def set_language(rt: Runtime, order_id: int, language: str) -> str:
+    """Remember the language on the order's customer: every page of theirs and every text
+    message from now on uses it (until the shop sends an order stating another one)."""
+    lang = language.strip().lower()
+    if lang not in PAGE_LOCALES:
+        raise Invalid(N_("choose one of the languages listed"), field="language")
+    async with rt.writing():
+        row = await Order.select(Order.customer).where(Order.id == order_id).first()
+        if row is None:
+            raise NotFound("no such order")
+        await Customer.update({Customer.locale: lang}).where(Customer.id == row["customer"])
+    return lang
