@@ -86,8 +86,7 @@ async def counter_staff(rt):
 
 
 async def test_a_survey_is_planned_once_for_the_next_morning_at_ten_in_the_shoppers_zone(rt, clock):
-    order_id = await delivered(rt, "D-1")
-    assert await surveys.plan_survey(rt, order_id, clock.now())
+    order_id = await delivered(rt, "D-1")  # the delivered event plans it
     assert not await surveys.plan_survey(rt, order_id, clock.now() + timedelta(hours=3))
     [reminder] = await Reminder.select().where(Reminder.order == order_id)
     assert reminder["key"] == f"survey:{order_id}"
