@@ -104,7 +104,7 @@ class ReasonIn(Struct, forbid_unknown_fields=True):
 
 
 class VerdictIn(Struct, forbid_unknown_fields=True):
-    line_id: Annotated[int, Meta(ge=1)]
+    line_id: Annotated[int, Meta(ge=1, le=2**31 - 1)]
     accepted: Annotated[int, Meta(ge=0, le=10_000)]
     reason: Annotated[str, Meta(max_length=300)] | None = None
 
@@ -116,7 +116,7 @@ class InspectIn(Struct, forbid_unknown_fields=True):
 class RefundIn(Struct, forbid_unknown_fields=True):
     amount: Annotated[str, Meta(min_length=1, max_length=16)]
     reason: Annotated[str, Meta(min_length=1, max_length=32)] = "other"
-    return_id: Annotated[int, Meta(ge=1)] | None = None
+    return_id: Annotated[int, Meta(ge=1, le=2**31 - 1)] | None = None
 
 
 class RefundPatchIn(Struct, forbid_unknown_fields=True):

@@ -80,7 +80,8 @@ class DecisionIn(Struct, forbid_unknown_fields=True):
     reason: Annotated[str, Meta(max_length=300)] | None = None
 
 
-ChangeId = Annotated[int, Meta(ge=1)]
+# A serial id (PostgreSQL integer): out of range is a 400, not a query that fails.
+ChangeId = Annotated[int, Parameter(ge=1, le=2**31 - 1)]
 
 
 class ShopApi(Controller):
@@ -129,24 +130,26 @@ class ShopApi(Controller):
     async def list_changes(
         self,
         rt: RT,
-        after: Annotated[int, Parameter(ge=0, description="the last change id you have")] = 0,
+        after: Annotated[
+            int, Parameter(ge=0, le=2**31 - 1, description="the last change id you have")
+        ] = 0,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         return await delivery.list_changes(rt, after=after, limit=limit)
 
     @get("/changes/{change_id:int}", summary="One delivery change")
-    async def get_change(self, rt: RT, change_id: FromPath[ChangeId]) -> dict[str, Any]:
+    async def get_change(self, rt: RT, change_id: ChangeId) -> dict[str, Any]:
         return await delivery.get_change(rt, change_id)
 
     @post("/changes/{change_id:int}/accept", summary="Accept a requested delivery change")
     async def accept_change(
-        self, rt: RT, change_id: FromPath[ChangeId], data: DecisionIn | None = None
+        self, rt: RT, change_id: ChangeId, data: DecisionIn | None = None
     ) -> dict[str, Any]:
         return await delivery.decide(rt, change_id, accept=True)
 
     @post("/changes/{change_id:int}/reject", summary="Reject a requested delivery change")
     async def reject_change(
-        self, rt: RT, change_id: FromPath[ChangeId], data: DecisionIn | None = None
+        self, rt: RT, change_id: ChangeId, data: DecisionIn | None = None
     ) -> dict[str, Any]:
         return await delivery.decide(
             rt, change_id, accept=False, reason=data.reason if data else None
@@ -159,46 +162,42 @@ class ShopApi(Controller):
         self,
         rt: RT,
         status: Annotated[str | None, Parameter(description="only returns in this status")] = None,
-        after: Annotated[int, Parameter(ge=0, description="the last return id you have")] = 0,
+        after: Annotated[
+            int, Parameter(ge=0, le=2**31 - 1, description="the last return id you have")
+        ] = 0,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         return await returns.list_returns(rt, status=status, after=after, limit=limit)
 
     @get("/returns/{return_id:int}", summary="One return with its lines")
-    async def get_return(self, rt: RT, return_id: FromPath[ChangeId]) -> dict[str, Any]:
+    async def get_return(self, rt: RT, return_id: ChangeId) -> dict[str, Any]:
         return await returns.return_detail(rt, return_id)
 
     @post("/returns/{return_id:int}/approve", summary="Approve a requested return")
-    async def approve_return(self, rt: RT, return_id: FromPath[ChangeId]) -> dict[str, Any]:
+    async def approve_return(self, rt: RT, return_id: ChangeId) -> dict[str, Any]:
         return await returns.approve(rt, return_id)
 
     @post("/returns/{return_id:int}/reject", summary="Reject a return, saying why")
-    async def reject_return(
-        self, rt: RT, return_id: FromPath[ChangeId], data: ReasonIn
-    ) -> dict[str, Any]:
+    async def reject_return(self, rt: RT, return_id: ChangeId, data: ReasonIn) -> dict[str, Any]:
         return await returns.reject(rt, return_id, data.reason)
 
     @post("/returns/{return_id:int}/label", summary="The courier label for a return")
-    async def label_return(
-        self, rt: RT, return_id: FromPath[ChangeId], data: LabelIn
-    ) -> dict[str, Any]:
+    async def label_return(self, rt: RT, return_id: ChangeId, data: LabelIn) -> dict[str, Any]:
         return await returns.set_label(rt, return_id, data.url, data.carrier, data.tracking_number)
 
     @post("/returns/{return_id:int}/in_transit", summary="The return is on its way back")
-    async def return_in_transit(self, rt: RT, return_id: FromPath[ChangeId]) -> dict[str, Any]:
+    async def return_in_transit(self, rt: RT, return_id: ChangeId) -> dict[str, Any]:
         return await returns.in_transit(rt, return_id)
 
     @post("/returns/{return_id:int}/receive", summary="The return arrived at the warehouse")
-    async def receive_return(self, rt: RT, return_id: FromPath[ChangeId]) -> dict[str, Any]:
+    async def receive_return(self, rt: RT, return_id: ChangeId) -> dict[str, Any]:
         return await returns.receive(rt, return_id)
 
     @post(
         "/returns/{return_id:int}/inspect",
         summary="Accept or reject each returned line; a pending refund follows for what is accepted",
     )
-    async def inspect_return(
-        self, rt: RT, return_id: FromPath[ChangeId], data: InspectIn
-    ) -> dict[str, Any]:
+    async def inspect_return(self, rt: RT, return_id: ChangeId, data: InspectIn) -> dict[str, Any]:
         verdicts = [returns.VerdictIn(v.line_id, v.accepted, v.reason) for v in data.lines]
         return await returns.inspect(rt, return_id, verdicts)
 
@@ -212,7 +211,7 @@ class ShopApi(Controller):
         return Response(body, status_code=201)
 
     @get("/refunds/{refund_id:int}", summary="One refund")
-    async def get_refund(self, rt: RT, refund_id: FromPath[ChangeId]) -> dict[str, Any]:
+    async def get_refund(self, rt: RT, refund_id: ChangeId) -> dict[str, Any]:
         return await returns.refund_detail(rt, refund_id)
 
     @patch(
@@ -220,6 +219,6 @@ class ShopApi(Controller):
         summary="Move a refund on: pending -> processing -> paid | failed",
     )
     async def patch_refund(
-        self, rt: RT, refund_id: FromPath[ChangeId], data: RefundPatchIn
+        self, rt: RT, refund_id: ChangeId, data: RefundPatchIn
     ) -> dict[str, Any]:
         return await returns.update_refund(rt, refund_id, data.status, data.reason)

@@ -56,7 +56,7 @@ def returns_context(
 def _picks(form: dict[str, str]) -> list[returns.PickIn]:
     picks = []
     for key, value in form.items():
-        if key.startswith("qty_") and key[4:].isdigit():
+        if key.startswith("qty_") and key[4:].isdigit() and len(key) <= 13:
             line_id = int(key[4:])
             picks.append(
                 returns.PickIn(

@@ -437,3 +437,17 @@ async def test_a_reminder_is_dropped_when_the_return_moved_on(rt, client, auth, 
     assert not await Reminder.exists().where(
         Reminder.due_at.is_not_null() & Reminder.key.like("return:%")
     )
+
+
+async def test_ids_beyond_the_database_range_are_a_clear_4xx(client, auth, order):
+    huge = 2**40
+    for method, url, body in (
+        ("GET", f"/api/v1/returns/{huge}", None),
+        ("POST", f"/api/v1/returns/{huge}/approve", None),
+        ("PATCH", f"/api/v1/refunds/{huge}", {"status": "paid"}),
+        ("GET", f"/api/v1/changes/{huge}", None),
+        ("GET", f"/api/v1/changes?after={huge}", None),
+        ("POST", "/api/v1/orders/R-400100/refunds", {"amount": "1.00", "return_id": huge}),
+    ):
+        answer = await client.request(method, url, json=body, headers=auth)
+        assert answer.status_code in (400, 404, 422), (url, answer.status_code, answer.text)
