@@ -24,7 +24,7 @@ from portal.services.inputs import (
     RefundPatchIn,
     StoreIn,
 )
-from portal.web.deps import RT
+from portal.web.deps import RT, RowId
 
 
 async def require_api_key(
@@ -78,10 +78,6 @@ class RevokedOut(Struct):
 class DecisionIn(Struct, forbid_unknown_fields=True):
     # Shown to the shopper when a change is rejected.
     reason: Annotated[str, Meta(max_length=300)] | None = None
-
-
-# A serial id (PostgreSQL integer): out of range is a 400, not a query that fails.
-ChangeId = Annotated[int, Parameter(ge=1, le=2**31 - 1)]
 
 
 class ShopApi(Controller):
@@ -138,18 +134,18 @@ class ShopApi(Controller):
         return await delivery.list_changes(rt, after=after, limit=limit)
 
     @get("/changes/{change_id:int}", summary="One delivery change")
-    async def get_change(self, rt: RT, change_id: ChangeId) -> dict[str, Any]:
+    async def get_change(self, rt: RT, change_id: RowId) -> dict[str, Any]:
         return await delivery.get_change(rt, change_id)
 
     @post("/changes/{change_id:int}/accept", summary="Accept a requested delivery change")
     async def accept_change(
-        self, rt: RT, change_id: ChangeId, data: DecisionIn | None = None
+        self, rt: RT, change_id: RowId, data: DecisionIn | None = None
     ) -> dict[str, Any]:
         return await delivery.decide(rt, change_id, accept=True)
 
     @post("/changes/{change_id:int}/reject", summary="Reject a requested delivery change")
     async def reject_change(
-        self, rt: RT, change_id: ChangeId, data: DecisionIn | None = None
+        self, rt: RT, change_id: RowId, data: DecisionIn | None = None
     ) -> dict[str, Any]:
         return await delivery.decide(
             rt, change_id, accept=False, reason=data.reason if data else None
@@ -170,34 +166,34 @@ class ShopApi(Controller):
         return await returns.list_returns(rt, status=status, after=after, limit=limit)
 
     @get("/returns/{return_id:int}", summary="One return with its lines")
-    async def get_return(self, rt: RT, return_id: ChangeId) -> dict[str, Any]:
+    async def get_return(self, rt: RT, return_id: RowId) -> dict[str, Any]:
         return await returns.return_detail(rt, return_id)
 
     @post("/returns/{return_id:int}/approve", summary="Approve a requested return")
-    async def approve_return(self, rt: RT, return_id: ChangeId) -> dict[str, Any]:
+    async def approve_return(self, rt: RT, return_id: RowId) -> dict[str, Any]:
         return await returns.approve(rt, return_id)
 
     @post("/returns/{return_id:int}/reject", summary="Reject a return, saying why")
-    async def reject_return(self, rt: RT, return_id: ChangeId, data: ReasonIn) -> dict[str, Any]:
+    async def reject_return(self, rt: RT, return_id: RowId, data: ReasonIn) -> dict[str, Any]:
         return await returns.reject(rt, return_id, data.reason)
 
     @post("/returns/{return_id:int}/label", summary="The courier label for a return")
-    async def label_return(self, rt: RT, return_id: ChangeId, data: LabelIn) -> dict[str, Any]:
+    async def label_return(self, rt: RT, return_id: RowId, data: LabelIn) -> dict[str, Any]:
         return await returns.set_label(rt, return_id, data.url, data.carrier, data.tracking_number)
 
     @post("/returns/{return_id:int}/in_transit", summary="The return is on its way back")
-    async def return_in_transit(self, rt: RT, return_id: ChangeId) -> dict[str, Any]:
+    async def return_in_transit(self, rt: RT, return_id: RowId) -> dict[str, Any]:
         return await returns.in_transit(rt, return_id)
 
     @post("/returns/{return_id:int}/receive", summary="The return arrived at the warehouse")
-    async def receive_return(self, rt: RT, return_id: ChangeId) -> dict[str, Any]:
+    async def receive_return(self, rt: RT, return_id: RowId) -> dict[str, Any]:
         return await returns.receive(rt, return_id)
 
     @post(
         "/returns/{return_id:int}/inspect",
         summary="Accept or reject each returned line; a pending refund follows for what is accepted",
     )
-    async def inspect_return(self, rt: RT, return_id: ChangeId, data: InspectIn) -> dict[str, Any]:
+    async def inspect_return(self, rt: RT, return_id: RowId, data: InspectIn) -> dict[str, Any]:
         verdicts = [returns.VerdictIn(v.line_id, v.accepted, v.reason) for v in data.lines]
         return await returns.inspect(rt, return_id, verdicts)
 
@@ -211,14 +207,12 @@ class ShopApi(Controller):
         return Response(body, status_code=201)
 
     @get("/refunds/{refund_id:int}", summary="One refund")
-    async def get_refund(self, rt: RT, refund_id: ChangeId) -> dict[str, Any]:
+    async def get_refund(self, rt: RT, refund_id: RowId) -> dict[str, Any]:
         return await returns.refund_detail(rt, refund_id)
 
     @patch(
         "/refunds/{refund_id:int}",
         summary="Move a refund on: pending -> processing -> paid | failed",
     )
-    async def patch_refund(
-        self, rt: RT, refund_id: ChangeId, data: RefundPatchIn
-    ) -> dict[str, Any]:
+    async def patch_refund(self, rt: RT, refund_id: RowId, data: RefundPatchIn) -> dict[str, Any]:
         return await returns.update_refund(rt, refund_id, data.status, data.reason)

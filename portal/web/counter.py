@@ -15,14 +15,13 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_time
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from portal.services import pickup
 from portal.services.errors import Conflict, Invalid
 from portal.web.clerk_auth import Staff
-from portal.web.deps import RT
+from portal.web.deps import RT, RowId
 from portal.web.render import render
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -115,7 +114,7 @@ class CounterController(Controller):
         request: Request[Any, Any, Any],
         rt: RT,
         staff: Staff,
-        order_id: FromPath[int],
+        order_id: RowId,
         done: str | None = None,
     ) -> Response[Any]:
         return await self._order_page(
@@ -124,7 +123,7 @@ class CounterController(Controller):
 
     @post("/{order_id:int}/ready", name="clerk_order_ready")
     async def ready(
-        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, order_id: FromPath[int]
+        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, order_id: RowId
     ) -> Response[Any]:
         form = await request.form()
         # htmx swaps the `order` block (409/422 included, see base.html's responseHandling).
@@ -154,7 +153,7 @@ class CounterController(Controller):
         request: Request[Any, Any, Any],
         rt: RT,
         staff: Staff,
-        order_id: FromPath[int],
+        order_id: RowId,
         code: str | None = None,
     ) -> Response[Any]:
         # Opened by the order page's code form or by scanning the shopper's QR code. The
@@ -184,7 +183,7 @@ class CounterController(Controller):
 
     @post("/{order_id:int}/handover", name="clerk_handover")
     async def hand_over(
-        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, order_id: FromPath[int]
+        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, order_id: RowId
     ) -> Response[Any]:
         form = await request.form()
         typed = str(form.get("code") or "")[:32]

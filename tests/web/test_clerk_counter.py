@@ -483,3 +483,9 @@ async def test_an_empty_code_asks_for_the_code_again(counter, auth):
     response = await client.get(f"/clerk/orders/{order['id']}/handover", params={"code": " "})
     assert response.status_code == 422
     assert "type the pickup code" in response.text
+
+
+async def test_an_order_id_beyond_the_database_range_is_a_clear_400(client, clerk):
+    await sign_in(client, "anna.rossi", CLERK_PASSWORD)
+    answer = await client.get(f"/clerk/orders/{2**40}")
+    assert answer.status_code == 400
