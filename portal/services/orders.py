@@ -529,13 +529,13 @@ ORDER_SQL = f"""SELECT {_ORDER_COLUMNS}
 FROM orders o JOIN customer c ON c.id = o.customer {_JOIN_STORE_PICKUP}
 WHERE o.id = {{}}"""
 LINE_COLUMNS = ("name", "sku", "quantity", "unit_price_minor", "ready_quantity")
-SHIPMENT_COLUMNS = ("id", "tracking_number", "carrier", "eta", "status")
+SHIPMENT_COLUMNS = ("id", "tracking_number", "carrier", "eta", "status", "delivery_day")
 EVENT_COLUMNS = ("type", "occurred_at", "shipment", "note")
 LINES_SQL = (
     f'SELECT {", ".join(LINE_COLUMNS)} FROM order_line WHERE "order" = {{}} ORDER BY position'
 )
 SHIPMENTS_SQL = (
-    'SELECT id, tracking_number, carrier, eta, status FROM shipment WHERE "order" = {} ORDER BY id'
+    f'SELECT {", ".join(SHIPMENT_COLUMNS)} FROM shipment WHERE "order" = {{}} ORDER BY id'
 )
 EVENTS_SQL = """SELECT type, occurred_at, shipment, note FROM order_event WHERE "order" = {}
 ORDER BY occurred_at DESC, id DESC"""
@@ -544,7 +544,8 @@ PAGE_SQL_PG = f"""SELECT {_STATE_COLUMNS}, {_ORDER_COLUMNS},
   ARRAY(SELECT ROW(l.name, l.sku, l.quantity, l.unit_price_minor, l.ready_quantity)
         FROM order_line l
         WHERE l."order" = o.id ORDER BY l.position) AS lines,
-  ARRAY(SELECT ROW(sh.id, sh.tracking_number, sh.carrier, sh.eta, sh.status) FROM shipment sh
+  ARRAY(SELECT ROW(sh.id, sh.tracking_number, sh.carrier, sh.eta, sh.status, sh.delivery_day)
+        FROM shipment sh
         WHERE sh."order" = o.id ORDER BY sh.id) AS shipments,
   ARRAY(SELECT ROW(e.type, e.occurred_at, e.shipment, e.note) FROM order_event e
         WHERE e."order" = o.id ORDER BY e.occurred_at DESC, e.id DESC) AS events
@@ -699,10 +700,17 @@ async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
         raise NotFound(f"no order with external_id {external_id!r}", field="external_id")
     shipments = (
         await Shipment.select(
-            Shipment.id, Shipment.tracking_number, Shipment.carrier, Shipment.eta, Shipment.status
+            Shipment.id,
+            Shipment.tracking_number,
+            Shipment.carrier,
+            Shipment.eta,
+            Shipment.status,
+            Shipment.delivery_day,
+            Shipment.instructions,
         )
         .where(Shipment.order == order["id"])
         .order_by(Shipment.id)
+        .output(load_json=True)
     )
     by_id = {s["id"]: s["tracking_number"] for s in shipments}
     events = (
@@ -728,7 +736,18 @@ async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
         "placed_at": order["placed_at"],
         "tracking_url": receipt.tracking_url if receipt else "",
         "shipments": [
-            {k: s[k] for k in ("tracking_number", "carrier", "eta", "status")} for s in shipments
+            {
+                k: s[k]
+                for k in (
+                    "tracking_number",
+                    "carrier",
+                    "eta",
+                    "status",
+                    "delivery_day",  # the shopper's choice
+                    "instructions",  # for the courier
+                )
+            }
+            for s in shipments
         ],
         "timeline": [
             {

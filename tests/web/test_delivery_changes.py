@@ -608,3 +608,29 @@ async def test_asking_for_new_codes_does_not_buy_more_guesses(client, order, clo
     last = await post_form(client, order["path"], "delivery/code", {"code": wrong}, version=False)
     assert last.status_code == 409
     assert "changes are locked for an hour" in last.text
+
+
+async def test_a_safe_place_alone_or_a_note_alone_is_saved_and_shown(client, auth, order):
+    await ship(client, auth, order)
+    sid = await shipment_id(order["id"])
+    await post_form(client, order["path"], f"parcels/{sid}/instructions", {"safe_place": "porch"})
+    html = (await client.get(order["path"])).text
+    assert "Instructions: In the porch" in html
+    await post_form(
+        client, order["path"], f"parcels/{sid}/instructions", {"note": "Gate code 1234"}
+    )
+    html = (await client.get(order["path"])).text
+    assert "Instructions: “Gate code 1234”" in html
+    detail = (await client.get(f"/api/v1/orders/{order['external_id']}", headers=auth)).json()
+    assert detail["shipments"][0]["instructions"] == {"note": "Gate code 1234"}
+
+
+async def test_the_chosen_day_replaces_the_eta_in_the_parcel_line(client, auth, order):
+    await ship(client, auth, order)
+    sid = await shipment_id(order["id"])
+    await post_form(client, order["path"], f"parcels/{sid}/day", {"day": "2026-11-27"})
+    html = (await client.get(order["path"])).text
+    assert "expected Fri, Nov 27" in html
+    assert "expected Wednesday, November 25, 2026" not in html
+    detail = (await client.get(f"/api/v1/orders/{order['external_id']}", headers=auth)).json()
+    assert detail["shipments"][0]["delivery_day"] == "2026-11-27"
