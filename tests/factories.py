@@ -17,10 +17,17 @@ STORE = {
 }
 
 
+# The shopper of `order_payload`. The shop states English, so pages and texts are in English;
+# ITALIAN is the same shopper as an Italian shop sends her (tests/web/test_page_languages.py
+# covers the page in every language).
+CUSTOMER = {"name": "Giulia Bianchi", "phone": "347 123 4567", "locale": "en"}
+ITALIAN = {**CUSTOMER, "locale": "it"}
+
+
 def order_payload(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "external_id": f"WEB-{next(_seq)}",
-        "customer": {"name": "Giulia Bianchi", "phone": "347 123 4567", "locale": "it"},
+        "customer": CUSTOMER,
         "fulfilment": {
             "method": "delivery",
             "address": {

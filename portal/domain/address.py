@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from portal.domain import DomainError
+from portal.domain.i18n import N_, Msg, Nf_
 
 FIELDS = ("name", "line1", "line2", "postcode", "city", "region", "country")
 MAX_LENGTH = {
@@ -47,14 +48,15 @@ REQUIRED_BASE = ("line1", "postcode", "city")
 REQUIRED_EXTRA: dict[str, tuple[str, ...]] = {"IT": ("region",)}
 REGION_PATTERNS: dict[str, tuple[str, str]] = {"IT": (r"[A-Z]{2}", "MI")}
 
+# The form's labels, which messages name (translated with them on a page).
 LABELS = {
-    "name": "Name on the door",
-    "line1": "Street and number",
-    "line2": "Flat, floor, staircase",
-    "postcode": "Postcode",
-    "city": "City",
-    "region": "Province",
-    "country": "Country",
+    "name": N_("Name on the door"),
+    "line1": N_("Street and number"),
+    "line2": N_("Flat, floor, staircase"),
+    "postcode": N_("Postcode"),
+    "city": N_("City"),
+    "region": N_("Province"),
+    "country": N_("Country"),
 }
 
 
@@ -119,23 +121,36 @@ def check_address(fields: Mapping[str, str | None], country: str) -> Address:
     errors: dict[str, str] = {}
     for name in (*REQUIRED_BASE, *REQUIRED_EXTRA.get(country, ())):
         if not values[name]:
-            errors[name] = f"{LABELS[name]} is required"
+            errors[name] = Nf_("%(field)s is required", field=Msg(LABELS[name]))
     for name, value in values.items():
         if len(value) > MAX_LENGTH[name]:
-            errors[name] = f"{LABELS[name]} is too long (at most {MAX_LENGTH[name]} characters)"
+            errors[name] = Nf_(
+                "%(field)s is too long (at most %(max)s characters)",
+                field=Msg(LABELS[name]),
+                max=MAX_LENGTH[name],
+            )
     if values["postcode"] and "postcode" not in errors:
         values["postcode"] = normalise_postcode(country, values["postcode"])
         pattern, example = POSTCODES.get(country, (LOOSE_POSTCODE, ""))
         if not re.fullmatch(pattern, values["postcode"], re.ASCII):
-            hint = f" (like {example})" if example else ""
-            errors["postcode"] = f"This is not a postcode in {country}{hint}"
+            errors["postcode"] = (
+                Nf_(
+                    "This is not a postcode in %(country)s (like %(example)s)",
+                    country=country,
+                    example=example,
+                )
+                if example
+                else Nf_("This is not a postcode in %(country)s", country=country)
+            )
     if country in REGION_PATTERNS and values["region"] and "region" not in errors:
         values["region"] = values["region"].upper()
         pattern, example = REGION_PATTERNS[country]
         if not re.fullmatch(pattern, values["region"], re.ASCII):
-            errors["region"] = f"Write the province as its two-letter code (like {example})"
+            errors["region"] = Nf_(
+                "Write the province as its two-letter code (like %(example)s)", example=example
+            )
     if values["line1"] and not any(ch.isalpha() for ch in values["line1"]):
-        errors.setdefault("line1", "Write the street's name as well as the number")
+        errors.setdefault("line1", N_("Write the street's name as well as the number"))
     if errors:
         raise AddressErrors(errors)
     return Address(

@@ -17,6 +17,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from portal.domain import DomainError, InvalidTransition
+from portal.domain.i18n import N_, Nf_
 from portal.domain.order import Fulfilment, OrderStatus, ShipmentStatus
 
 OFFERED_DAYS = 5  # working days offered when the shop names none
@@ -192,7 +193,7 @@ def offered_days(
 
 def check_day(chosen: date, offered: Iterable[date]) -> date:
     if chosen not in set(offered):
-        raise DomainError("choose one of the days offered")
+        raise DomainError(N_("choose one of the days offered"))
     return chosen
 
 
@@ -241,15 +242,17 @@ def check_instructions(
         try:
             place = SafePlace(safe_place)
         except ValueError:
-            errors["safe_place"] = "choose one of the places listed"
+            errors["safe_place"] = N_("choose one of the places listed")
     who = _line(neighbour)
     text = _line(note)
     if place is SafePlace.NEIGHBOUR and not who:
-        errors["neighbour"] = "write the neighbour's name"
+        errors["neighbour"] = N_("write the neighbour's name")
     if len(who) > NEIGHBOUR_MAX:
-        errors["neighbour"] = f"at most {NEIGHBOUR_MAX} characters"
+        errors["neighbour"] = Nf_("at most %(max)s characters", max=NEIGHBOUR_MAX)
     if len(text) > NOTE_MAX:
-        errors["note"] = f"at most {NOTE_MAX} characters ({len(text)} written)"
+        errors["note"] = Nf_(
+            "at most %(max)s characters (%(written)s written)", max=NOTE_MAX, written=len(text)
+        )
     if errors:
         raise InstructionErrors(errors)
     return Instructions(place, who if place is SafePlace.NEIGHBOUR else None, text or None)

@@ -18,7 +18,7 @@ def pick(requested: str | None, phone_region: str | None) -> str:
 
 
 # Languages the pages are translated into (catalogs in portal/locale), as SMS texts are.
-PAGE_LOCALES: tuple[str, ...] = ("en",)  # the catalogs come in the next commit
+PAGE_LOCALES = SUPPORTED
 # Each language by its own name, for the page's language switch.
 NATIVE_NAMES = {"it": "Italiano", "pl": "Polski", "es": "Español", "en": "English"}
 

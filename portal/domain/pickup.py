@@ -15,6 +15,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from portal.domain import DomainError, InvalidTransition
+from portal.domain.i18n import N_, Nf_
 from portal.domain.store import DAYS
 
 HOLD_DAYS = 7
@@ -165,11 +166,11 @@ def hold_until(ready_at: datetime, hold_days: int = HOLD_DAYS) -> datetime:
 def check_delegate(name: str) -> str:
     clean = " ".join((name or "").split())
     if not clean:
-        raise DomainError("write the name of the person who will collect")
+        raise DomainError(N_("write the name of the person who will collect"))
     if len(clean) > DELEGATE_MAX:
-        raise DomainError(f"the name can be at most {DELEGATE_MAX} characters")
+        raise DomainError(Nf_("the name can be at most %(max)s characters", max=DELEGATE_MAX))
     if not all(c.isprintable() for c in clean):
-        raise DomainError("the name contains characters that cannot be printed")
+        raise DomainError(N_("the name contains characters that cannot be printed"))
     return clean
 
 
@@ -221,16 +222,16 @@ def check_visit(
 ) -> Window:
     """A shopper's visit must sit inside one opening span, in the future, before expiry."""
     if end <= start:
-        raise DomainError("the visit must end after it starts")
+        raise DomainError(N_("the visit must end after it starts"))
     if start < now - timedelta(minutes=1):
-        raise DomainError("choose a time that has not passed")
+        raise DomainError(N_("choose a time that has not passed"))
     if start >= until:
-        raise DomainError("the order is held only until then: choose an earlier time")
+        raise DomainError(N_("the order is held only until then: choose an earlier time"))
     days = (until.date() - now.date()).days + 1
     for window in opening_windows(hours, tz, now, until, days=max(days, 1)):
         if window.start <= start and end <= window.end:
             return Window(start, end)
-    raise DomainError("the store is closed then: choose a time within its opening hours")
+    raise DomainError(N_("the store is closed then: choose a time within its opening hours"))
 
 
 # ------------------------------------------------------------------ reminders

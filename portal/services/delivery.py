@@ -26,6 +26,7 @@ from portal.domain import DomainError, InvalidTransition, otp
 from portal.domain import delivery as rules
 from portal.domain.address import AddressErrors, check_address
 from portal.domain.delivery import ChangeKind, ChangeStatus, Closed, Cutoffs, Offer
+from portal.domain.i18n import N_, Nf_, Nn_, words_of
 from portal.domain.order import (
     EventType,
     Fulfilment,
@@ -49,20 +50,23 @@ CHANGE_EVENT: dict[ChangeKind, EventType] = {
     ChangeKind.INSTRUCTIONS: EventType.INSTRUCTIONS_UPDATED,
 }
 
-# What the shopper reads when a change is not offered (the page shows the same words).
+# What the shopper reads when a change is not offered (the page shows the same words, in
+# the shopper's language: N_ marks the msgids, the page translates them).
 CLOSED_TEXT: dict[Closed, str] = {
-    Closed.NOT_DELIVERY: "this order is collected in a store",
-    Closed.DISPATCHED: "the parcel has left the warehouse, so the address can no longer change",
-    Closed.PREPARING: "the order is being packed, so the address can no longer change",
-    Closed.NOT_DISPATCHED: "the delivery day and instructions can be changed once it is shipped",
-    Closed.OUT_FOR_DELIVERY: "the parcel is out for delivery today: nothing can change now",
-    Closed.DELIVERED: "the parcel has been delivered",
-    Closed.CANCELLED: "the order was cancelled",
-    Closed.CUTOFF: "changes closed the evening before the delivery day",
-    Closed.SEVERAL_PARCELS: "an order sent in several parcels cannot move to a store",
-    Closed.WAITING: "an earlier change is waiting for the shop's answer",
+    Closed.NOT_DELIVERY: N_("this order is collected in a store"),
+    Closed.DISPATCHED: N_("the parcel has left the warehouse, so the address can no longer change"),
+    Closed.PREPARING: N_("the order is being packed, so the address can no longer change"),
+    Closed.NOT_DISPATCHED: N_(
+        "the delivery day and instructions can be changed once it is shipped"
+    ),
+    Closed.OUT_FOR_DELIVERY: N_("the parcel is out for delivery today: nothing can change now"),
+    Closed.DELIVERED: N_("the parcel has been delivered"),
+    Closed.CANCELLED: N_("the order was cancelled"),
+    Closed.CUTOFF: N_("changes closed the evening before the delivery day"),
+    Closed.SEVERAL_PARCELS: N_("an order sent in several parcels cannot move to a store"),
+    Closed.WAITING: N_("an earlier change is waiting for the shop's answer"),
 }
-CHANGED_MEANWHILE = "your order changed while you were on this page: check it and try again"
+CHANGED_MEANWHILE = N_("your order changed while you were on this page: check it and try again")
 
 
 def cutoffs(rt: Runtime) -> Cutoffs:
@@ -191,7 +195,7 @@ def _find_parcel(parcels: list[dict[str, Any]], shipment_id: int) -> dict[str, A
     for parcel in parcels:
         if parcel["id"] == shipment_id:
             return parcel
-    raise NotFound("this order has no such parcel", field="shipment")
+    raise NotFound(N_("this order has no such parcel"), field="shipment")
 
 
 # ------------------------------------------------------------------ making a change
@@ -335,7 +339,7 @@ async def _switch_to_store(
 ) -> str:
     store = await Store.select(Store.id, Store.name).where(Store.code == store_code).first()
     if store is None:
-        raise Invalid("choose one of the stores listed", field="store")
+        raise Invalid(N_("choose one of the stores listed"), field="store")
     if order["fulfilment"] != Fulfilment.DELIVERY:
         raise Conflict(CLOSED_TEXT[Closed.NOT_DELIVERY], field="store")
     values: dict[Column | str, Any] = {
@@ -435,7 +439,7 @@ async def reschedule(
     try:
         chosen = date.fromisoformat(day)
     except ValueError:
-        raise Invalid("choose one of the days offered", field="day") from None
+        raise Invalid(N_("choose one of the days offered"), field="day") from None
     async with rt.writing():
         order = await _lock_order(rt, order_id)
         _check_version(order, version)
@@ -447,9 +451,9 @@ async def reschedule(
         try:
             rules.check_day(chosen, _days_for(rt, parcel, order["tz"]))
         except DomainError as exc:
-            raise Invalid(str(exc), field="day") from exc
+            raise Invalid(words_of(exc), field="day") from exc
         if parcel["delivery_day"] == chosen.isoformat():
-            raise Invalid("that is already the delivery day", field="day")
+            raise Invalid(N_("that is already the delivery day"), field="day")
         return await _make_change(
             rt,
             order,
@@ -567,7 +571,7 @@ async def request_store_switch(
             .first()
         )
         if store is None:
-            raise Invalid("choose one of the stores listed", field="store")
+            raise Invalid(N_("choose one of the stores listed"), field="store")
         city = _json_dict(store["address"]).get("city") or ""
         pending = {
             "kind": ChangeKind.SWITCH_TO_PICKUP,
@@ -660,12 +664,14 @@ async def _issue_code(rt: Runtime, order: dict[str, Any], pending: dict[str, Any
 def _refused(verdict: otp.IssueCheck) -> Conflict:
     if verdict.refusal is otp.Refusal.LOCKED:
         return Conflict(
-            "too many wrong codes: for your safety, changes are locked for an hour",
+            N_("too many wrong codes: for your safety, changes are locked for an hour"),
             field="code",
         )
     if verdict.refusal is otp.Refusal.TOO_SOON:
-        return Conflict("a code was sent a moment ago: wait a minute for a new one", field="code")
-    return Conflict("too many codes were sent: try again in an hour", field="code")
+        return Conflict(
+            N_("a code was sent a moment ago: wait a minute for a new one"), field="code"
+        )
+    return Conflict(N_("too many codes were sent: try again in an hour"), field="code")
 
 
 async def resend_code(rt: Runtime, order_id: int) -> Challenge:
@@ -674,7 +680,7 @@ async def resend_code(rt: Runtime, order_id: int) -> Challenge:
         order = await _lock_order(rt, order_id)
         current = _open_code(await _codes(order_id), rt.clock.now())
         if current is None:
-            raise Conflict("no change is waiting for a code: start again", field="code")
+            raise Conflict(N_("no change is waiting for a code: start again"), field="code")
         return await _issue_code(rt, order, _json_dict(current["pending"]))
 
 
@@ -711,7 +717,7 @@ async def confirm_code(rt: Runtime, order_id: int, typed: str) -> ChangeResult:
     outcome = await _try_code(rt, order_id, otp.normalise(typed))
     if outcome.result is None:
         error = Invalid if outcome.status_code == 422 else Conflict
-        raise error(outcome.error or "wrong code", field="code")
+        raise error(outcome.error or N_("wrong code"), field="code")
     return outcome.result
 
 
@@ -722,12 +728,12 @@ async def _try_code(rt: Runtime, order_id: int, typed: str) -> CodeOutcome:
         codes = await _codes(order_id)
         lock = _lock_of(codes)
         if lock is not None and now < lock:
-            return CodeOutcome(None, str(_refused(otp.IssueCheck(otp.Refusal.LOCKED))), 409)
+            return CodeOutcome(None, _refused(otp.IssueCheck(otp.Refusal.LOCKED)).detail, 409)
         current = next((c for c in codes if c["used_at"] is None), None)
         if current is None:
-            return CodeOutcome(None, "no change is waiting for a code: start again", 409)
+            return CodeOutcome(None, N_("no change is waiting for a code: start again"), 409)
         if len(typed) != otp.DIGITS:
-            return CodeOutcome(None, f"the code has {otp.DIGITS} digits", 422)
+            return CodeOutcome(None, Nf_("the code has %(digits)s digits", digits=otp.DIGITS), 422)
         state = otp.CodeState(
             current["code_hash"], current["attempts"], current["expires_at"], None, None
         )
@@ -739,22 +745,20 @@ async def _try_code(rt: Runtime, order_id: int, typed: str) -> CodeOutcome:
             values[OneTimeCode.used_at] = now
         await OneTimeCode.update(values).where(OneTimeCode.id == current["id"])
         if check.verdict is otp.Verdict.EXPIRED:
-            return CodeOutcome(None, "the code has expired: ask for a new one", 409)
+            return CodeOutcome(None, N_("the code has expired: ask for a new one"), 409)
         if check.verdict is otp.Verdict.LOCKED:
-            return CodeOutcome(None, str(_refused(otp.IssueCheck(otp.Refusal.LOCKED))), 409)
+            return CodeOutcome(None, _refused(otp.IssueCheck(otp.Refusal.LOCKED)).detail, 409)
         if check.verdict is not otp.Verdict.OK:
-            left = check.tries_left
-            return CodeOutcome(
-                None, f"that is not the code we sent ({left} {_tries(left)} left)", 422
+            wrong = Nn_(
+                "that is not the code we sent (%(num)s try left)",
+                "that is not the code we sent (%(num)s tries left)",
+                check.tries_left,
             )
+            return CodeOutcome(None, wrong, 422)
         pending = _json_dict(current["pending"])
     # The code was right and is spent either way; the change itself is its own transaction,
     # so a change refused now (the order moved on) still leaves the code used.
     return CodeOutcome(await _apply_pending(rt, order_id, pending))
-
-
-def _tries(n: int) -> str:
-    return "try" if n == 1 else "tries"
 
 
 async def _apply_pending(rt: Runtime, order_id: int, pending: dict[str, Any]) -> ChangeResult:

@@ -16,6 +16,7 @@ from piccolo.columns import Column
 from portal.db.tables import AccessToken, Order, OrderEvent, OrderLine, Pickup, Refund, Reminder
 from portal.domain import DomainError, InvalidTransition, tokens
 from portal.domain import pickup as rules
+from portal.domain.i18n import N_, words_of
 from portal.domain.order import EventType, Fulfilment, OrderStatus, first_name, transition
 from portal.domain.pickup import PickupStatus
 from portal.runtime import Runtime
@@ -345,7 +346,7 @@ async def choose_visit(rt: Runtime, order_id: int, start: datetime, end: datetim
                 start, end, _hours(pickup["store_hours"]), pickup["store_timezone"], now, until
             )
         except DomainError as exc:
-            raise Invalid(str(exc), field="visit") from exc
+            raise Invalid(words_of(exc), field="visit") from exc
         await Pickup.update(
             {Pickup.visit_start: start, Pickup.visit_end: end, Pickup.updated_at: now}
         ).where(Pickup.id == pickup["id"])
@@ -363,7 +364,7 @@ async def name_delegate(rt: Runtime, order_id: int, name: str) -> str:
         try:
             clean = rules.check_delegate(name)
         except DomainError as exc:
-            raise Invalid(str(exc), field="delegate") from exc
+            raise Invalid(words_of(exc), field="delegate") from exc
         await Pickup.update({Pickup.delegate_name: clean, Pickup.updated_at: rt.clock.now()}).where(
             Pickup.id == pickup["id"]
         )
@@ -373,7 +374,7 @@ async def name_delegate(rt: Runtime, order_id: int, name: str) -> str:
 
 async def _check_open_for_shopper(pickup: dict[str, Any]) -> None:
     if PickupStatus(pickup["status"]) in rules.FINAL:
-        raise Conflict("this order is no longer waiting to be collected")
+        raise Conflict(N_("this order is no longer waiting to be collected"))
 
 
 def _hours(value: Any) -> dict[str, list[str]]:

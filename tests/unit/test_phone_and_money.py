@@ -168,9 +168,10 @@ def test_the_shoppers_language_is_the_shops_word_if_spoken_else_the_phones_count
     assert pick(requested, region) == expected
 
 
-def test_pages_stay_in_english_until_they_are_translated() -> None:
+def test_pages_speak_every_supported_language_and_fall_back_to_english() -> None:
     assert page_locale("en") == "en"
-    assert page_locale("pl") == "en"
+    assert page_locale("pl") == "pl"
+    assert page_locale("de") == "en"
 
 
 # ------------------------------------------------------------------ money

@@ -139,7 +139,7 @@ async def test_a_new_address_waits_for_the_code_texted_to_the_phone(client, orde
         (SmsMessage.order == order["id"]) & (SmsMessage.kind == "delivery_changed")
     )
     assert len(confirmation) == 1
-    assert "nuovo indirizzo salvato" in confirmation[0]["body"]
+    assert "new address saved" in confirmation[0]["body"]
 
 
 async def test_an_incomplete_address_is_shown_back_with_what_is_wrong_and_sends_no_code(
@@ -278,7 +278,7 @@ async def test_a_new_day_is_saved_shown_and_confirmed_by_sms(client, auth, order
     sms = await SmsMessage.select(SmsMessage.body).where(
         (SmsMessage.order == order["id"]) & (SmsMessage.kind == "delivery_changed")
     )
-    assert "consegna spostata a ven 27 nov" in sms[0]["body"]
+    assert "new delivery day Fri, Nov 27" in sms[0]["body"]
 
 
 async def test_a_day_that_is_not_offered_is_refused(client, auth, order):

@@ -1,7 +1,8 @@
 """Texts shoppers send back (MessageBird's inbound webhook): consent keywords, survey answers,
 visit confirmations, unknown replies, and failed texts the counter must know about.
 
-The customer of `create_order` is Giulia (+39 347 123 4567, Italian); the clock starts on
+The customer is Giulia (+39 347 123 4567), as an Italian shop sends her (her texts are in
+Italian, `ITALIAN`) except where a test says otherwise; the clock starts on
 Monday 23 November 2026, 09:30 UTC (10:30 in Milan).
 """
 
@@ -26,6 +27,7 @@ from portal.db.tables import (
 from portal.services import messaging
 from portal.services import pickup as pickup_service
 from portal.services.surveys import plan_survey, send_due_surveys
+from tests.factories import ITALIAN
 from tests.web.conftest import CLERK_PASSWORD
 from tests.web.helpers import create_order, path_of, post_event, ship, sign_in
 from tests.web.test_webhooks import SIGNING_KEY, sign
@@ -66,7 +68,7 @@ async def opted_out() -> bool:
 @pytest.fixture
 async def order(client, auth, rt):
     """A delivery order whose confirmation text has reached Giulia."""
-    body = await create_order(client, auth)
+    body = await create_order(client, auth, customer=ITALIAN)
     await messaging.dispatch_due(rt)
     return body
 
@@ -205,7 +207,9 @@ async def test_start_undoes_stop_with_a_confirmation(client, rt, fake_mb, order,
 async def test_help_answers_with_the_phone_of_the_store_of_the_last_order(
     client, auth, rt, fake_mb, stores
 ):
-    await create_order(client, auth, fulfilment={"method": "pickup", "store": "MI01"})
+    await create_order(
+        client, auth, customer=ITALIAN, fulfilment={"method": "pickup", "store": "MI01"}
+    )
     await messaging.dispatch_due(rt)
     assert await handled(client, "AIUTO") == "help"
     await messaging.dispatch_due(rt)
@@ -231,7 +235,7 @@ async def test_help_is_answered_even_after_stop(client, order):
 
 
 async def delivered_order_with_survey(client, auth, rt, clock) -> dict:
-    order = await create_order(client, auth)
+    order = await create_order(client, auth, customer=ITALIAN)
     await ship(client, auth, order["external_id"])
     response = await post_event(client, auth, order["external_id"], "delivered")
     assert response.status_code == 201, response.text

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from portal.db.tables import Order, OrderEvent, SmsMessage
-from tests.factories import order_payload, store_payload
+from tests.factories import ITALIAN, order_payload, store_payload
 from tests.web.helpers import create_order, post_event, ship
 
 
@@ -17,7 +17,7 @@ async def counts() -> tuple[int, int, int]:
 
 
 async def test_a_new_order_gets_a_tracking_link_and_one_confirmation_sms(client, auth):
-    body = await create_order(client, auth, external_id="WEB-1")
+    body = await create_order(client, auth, external_id="WEB-1", customer=ITALIAN)
     assert body["external_id"] == "WEB-1"
     assert body["status"] == "placed"
     assert body["tracking_url"].startswith("http://portal.test/t/")
