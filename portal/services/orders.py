@@ -503,13 +503,16 @@ class TrackingView:
     closed_at: datetime | None = None
     has_returns: bool = False
     has_refunds: bool = False
+    # The shopper turned SMS updates off (on the page, or by texting STOP).
+    sms_off: bool = False
 
 
 # The page's reads as fixed SQL: this is the hottest path, and building Piccolo queries
 # cost more than running them. Every lookup is by primary key or an indexed foreign key.
 _STATE_COLUMNS = """o.id AS order_id, o.version, o.status, c.locale, t.expires_at, t.revoked_at"""
 _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.placed_at,
-       o.delivery_address, c.name AS customer_name, c.phone, s.name AS store_name,
+       o.delivery_address, c.name AS customer_name, c.phone,
+       c.sms_opt_out_at IS NOT NULL AS sms_off, s.name AS store_name,
        s.address AS store_address, s.timezone AS store_timezone, s.opening_hours AS store_hours,
        s.pickup_hold_days AS store_hold_days,
        p.status AS pickup_status, p.code AS pickup_code, p.ready_at AS pickup_ready_at,
@@ -638,6 +641,7 @@ def _build_view(
         closed_at=order["closed_at"],
         has_returns=bool(order["has_returns"]),
         has_refunds=bool(order["has_refunds"]),
+        sms_off=bool(order["sms_off"]),
     )
 
 

@@ -1,4 +1,5 @@
-"""What a shopper chooses for themselves on the page: the language they read and are texted in."""
+"""What a shopper chooses for themselves on the page: the language they read and are texted
+in, and whether they get SMS updates at all."""
 
 from __future__ import annotations
 
@@ -21,3 +22,18 @@ async def set_language(rt: Runtime, order_id: int, language: str) -> str:
             raise NotFound("no such order")
         await Customer.update({Customer.locale: lang}).where(Customer.id == row["customer"])
     return lang
+
+
+async def set_sms_updates(rt: Runtime, order_id: int, on: bool) -> bool:
+    """The page's "SMS updates: on/off" switch, the same flag as texting STOP or START: off,
+    only what the shopper asks for on the page (a one-time code) is sent."""
+    async with rt.writing():
+        row = await Order.select(Order.customer).where(Order.id == order_id).first()
+        if row is None:
+            raise NotFound("no such order")
+        await Customer.update({Customer.sms_opt_out_at: None if on else rt.clock.now()}).where(
+            Customer.id == row["customer"]
+        )
+        # The page shows the switch: its fragment's ETag must change.
+        await Order.update({Order.version: Order.version + 1}).where(Order.id == order_id)
+    return on

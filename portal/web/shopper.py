@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_429_TOO_MANY_REQUESTS
@@ -397,6 +397,23 @@ class ShopperController(Controller):
         form = await request.form()
         await preferences.set_language(rt, state.order_id, str(form.get("language") or ""))
         return Redirect(f"/t/{token}", status_code=HTTP_303_SEE_OTHER, headers=PRIVATE_HEADERS)
+
+    @post("/{token:str}/sms", name="track_sms_updates")
+    async def sms_updates(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        """SMS updates on or off (as STOP and START by text do)."""
+        state = await self._resolve(request, orders.tracking_state(rt, token))
+        if state is None:
+            return self._not_found(request, fragment=False)
+        form = await request.form()
+        choice = str(form.get("updates") or "")
+        if choice not in ("on", "off"):
+            raise ValidationException(detail="updates: choose on or off")
+        await preferences.set_sms_updates(rt, state.order_id, choice == "on")
+        return Redirect(
+            f"/t/{token}#sms-updates", status_code=HTTP_303_SEE_OTHER, headers=PRIVATE_HEADERS
+        )
 
 
 async def resolve(
