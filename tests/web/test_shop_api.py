@@ -149,7 +149,14 @@ async def test_events_move_the_order_on_and_show_in_its_timeline(client, auth):
         "out_for_delivery",
     ]
     assert detail["shipments"] == [
-        {"tracking_number": "BRT123", "carrier": "BRT", "eta": None, "status": "out_for_delivery"}
+        {
+            "tracking_number": "BRT123",
+            "carrier": "BRT",
+            "eta": None,
+            "status": "out_for_delivery",
+            "delivery_day": None,
+            "instructions": None,
+        }
     ]
     assert detail["tracking_url"] == order["tracking_url"]
     assert detail["total"] == "52.30"
