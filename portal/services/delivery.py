@@ -32,7 +32,6 @@ from portal.domain.order import (
     Fulfilment,
     OrderStatus,
     ShipmentStatus,
-    first_name,
 )
 from portal.domain.phone import timezone_of
 from portal.runtime import Runtime
@@ -372,18 +371,16 @@ async def _sms(
     change_kind: ChangeKind,
     reason: str | None = None,
 ) -> None:
-    token = await messaging.link_token(order["id"])
-    await messaging.enqueue(
+    await messaging.text_shopper(
         rt,
         order_id=order["id"],
-        access_token_id=token["id"] if token else None,
-        recipient=order["phone"],
+        phone=order["phone"],
         locale=order["locale"],
+        name=order["customer_name"],
+        order_number=order["external_id"],
         kind=kind,
         dedupe_key=dedupe_key,
         context={
-            "first_name": first_name(order["customer_name"]),
-            "order_number": order["external_id"],
             "change": change_kind.value,
             "day": (
                 format_skeleton("MMMEd", date.fromisoformat(data["day"]), locale=order["locale"])

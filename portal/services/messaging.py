@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from jinja2 import TemplateNotFound
 from portal.db.tables import AccessToken, Customer, Order, SmsMessage
 from portal.domain import quiet_hours
 from portal.domain import sms as sms_rules
+from portal.domain.order import first_name
 from portal.domain.phone import timezone_of
 from portal.domain.quiet_hours import QuietWindow
 from portal.domain.sms import SmsStatus
@@ -491,6 +493,37 @@ async def apply_status_report(rt: Runtime, report: StatusReport) -> str:
             .returning(SmsMessage.id)
         )
     return "updated" if updated else "ignored"
+
+
+async def text_shopper(
+    rt: Runtime,
+    *,
+    order_id: int,
+    phone: str,
+    locale: str,
+    name: str,
+    order_number: str,
+    kind: str,
+    dedupe_key: str,
+    context: Mapping[str, Any] | None = None,
+    urgent: bool = False,
+    requested: bool = False,
+) -> bool:
+    """An SMS to an order's shopper with the order's link, greeted by first name and naming
+    the order; `context` adds what the template needs. Inside the caller's transaction."""
+    token = await link_token(order_id)
+    return await enqueue(
+        rt,
+        order_id=order_id,
+        access_token_id=token["id"] if token else None,
+        recipient=phone,
+        locale=locale,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        context={"first_name": first_name(name), "order_number": order_number, **(context or {})},
+        urgent=urgent,
+        requested=requested,
+    )
 
 
 async def link_token(order_id: int) -> dict[str, Any] | None:

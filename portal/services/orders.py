@@ -317,18 +317,16 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
             await surveys.plan_survey(rt, order["id"], now)
         kind = sms_for(event, fulfilment)
         if kind:
-            token = await messaging.link_token(order["id"])
-            await messaging.enqueue(
+            await messaging.text_shopper(
                 rt,
                 order_id=order["id"],
-                access_token_id=token["id"] if token else None,
-                recipient=order["phone"],
+                phone=order["phone"],
                 locale=order["locale"],
+                name=order["customer_name"],
+                order_number=external_id,
                 kind=kind,
                 dedupe_key=f"event:{event_id}",
                 context={
-                    "first_name": first_name(order["customer_name"]),
-                    "order_number": external_id,
                     "carrier": data.shipment.carrier if data.shipment else "",
                     "tracking_number": tracking or "",
                     "pickup": fulfilment is Fulfilment.PICKUP,

@@ -17,7 +17,7 @@ from portal.db.tables import AccessToken, Order, OrderEvent, OrderLine, Pickup, 
 from portal.domain import DomainError, InvalidTransition, tokens
 from portal.domain import pickup as rules
 from portal.domain.i18n import N_, words_of
-from portal.domain.order import EventType, Fulfilment, OrderStatus, first_name, transition
+from portal.domain.order import EventType, Fulfilment, OrderStatus, transition
 from portal.domain.pickup import PickupStatus
 from portal.runtime import Runtime
 from portal.services import messaging, surveys
@@ -136,22 +136,17 @@ async def _bump(rt: Runtime, order_id: int) -> None:
 async def _sms(
     rt: Runtime, pickup: dict[str, Any], kind: str, dedupe_key: str, *, urgent: bool = False
 ) -> None:
-    token = await messaging.link_token(pickup["order_id"])
-    await messaging.enqueue(
+    await messaging.text_shopper(
         rt,
         order_id=pickup["order_id"],
-        access_token_id=token["id"] if token else None,
-        recipient=pickup["phone"],
+        phone=pickup["phone"],
         locale=pickup["locale"],
+        name=pickup["customer_name"],
+        order_number=pickup["external_id"],
         kind=kind,
         dedupe_key=dedupe_key,
         urgent=urgent,
-        context={
-            "first_name": first_name(pickup["customer_name"]),
-            "order_number": pickup["external_id"],
-            "store_name": pickup["store_name"],
-            "pickup": True,
-        },
+        context={"store_name": pickup["store_name"], "pickup": True},
     )
 
 
