@@ -16,8 +16,10 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from markupsafe import Markup
 
+from portal.domain.i18n import N_
 from portal.services import orders, returns
 from portal.services.errors import ServiceError
+from portal.templating import translate
 from portal.web.deps import RT
 from portal.web.pickup_card import qr_svg
 from portal.web.render import render
@@ -43,13 +45,14 @@ def counter_url(base_url: str, return_id: int, code: str) -> str:
 
 
 def returns_context(
-    rt: RT, view: returns.ReturnsView | None, rform: ReturnForm | None = None
+    rt: RT, view: returns.ReturnsView | None, locale: str, rform: ReturnForm | None = None
 ) -> dict[str, Any]:
     qrs: dict[int, Markup] = {}
     if view is not None:
+        title = translate(locale, N_("QR code of the return code"))
         for ret in view.returns:
             if ret.live:
-                qrs[ret.id] = qr_svg(counter_url(rt.settings.base_url, ret.id, ret.code))
+                qrs[ret.id] = qr_svg(counter_url(rt.settings.base_url, ret.id, ret.code), title)
     return {"r": view, "rform": rform, "return_qr": qrs}
 
 

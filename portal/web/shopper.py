@@ -464,7 +464,7 @@ async def page_response(
         has_returns=view.has_returns,
         has_refunds=view.has_refunds,
     )
-    context.update(returns_card.returns_context(rt, card, rform))
+    context.update(returns_card.returns_context(rt, card, context["locale"], rform))
     return render(
         request, PAGE, context, block=block, status_code=status_code, headers=PAGE_HEADERS
     )
