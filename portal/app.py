@@ -39,6 +39,7 @@ from portal.web.clerk_auth import (
     session_config,
 )
 from portal.web.counter import CounterController
+from portal.web.counter_returns import CounterReturnsController
 from portal.web.dev import DevController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.health import healthz, metrics, readyz
@@ -136,6 +137,7 @@ def create_app(
             ReturnsController,
             ClerkController,
             CounterController,
+            CounterReturnsController,
             ShopApi,
             MessageBirdWebhooks,
             DevController,

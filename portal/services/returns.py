@@ -845,8 +845,27 @@ def _money(minor: int, order: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------- reading
 
 
+async def _refund_ids(return_ids: list[int]) -> dict[int, list[int]]:
+    """Per return: the refunds that pay it back (how the shop finds the refund a store's
+    inspection started without waiting for its webhook)."""
+    if not return_ids:
+        return {}
+    rows = (
+        await Refund.select(Refund.id, Refund.return_request)
+        .where(Refund.return_request.is_in(return_ids))
+        .order_by(Refund.id)
+    )
+    found: dict[int, list[int]] = {}
+    for r in rows:
+        found.setdefault(r["return_request"], []).append(r["id"])
+    return found
+
+
 def _return_json(
-    row: dict[str, Any], lines: list[dict[str, Any]], external_id: str
+    row: dict[str, Any],
+    lines: list[dict[str, Any]],
+    external_id: str,
+    refund_ids: list[int] | None = None,
 ) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -883,6 +902,7 @@ def _return_json(
         "approved_at": row["approved_at"],
         "received_at": row["received_at"],
         "inspected_at": row["inspected_at"],
+        "refund_ids": refund_ids or [],
     }
 
 
@@ -890,7 +910,10 @@ async def return_detail(rt: Runtime, return_id: int) -> dict[str, Any]:
     row = await _load_return(return_id)
     order = await Order.select(Order.external_id).where(Order.id == row["order"]).first()
     assert order is not None
-    return _return_json(row, await _return_lines([return_id]), order["external_id"])
+    refunds = await _refund_ids([return_id])
+    return _return_json(
+        row, await _return_lines([return_id]), order["external_id"], refunds.get(return_id)
+    )
 
 
 async def list_returns(
@@ -906,8 +929,10 @@ async def list_returns(
             allowed = ", ".join(s.value for s in ReturnStatus)
             raise Invalid(f"unknown status {status!r}; one of: {allowed}", field="status") from None
     rows = await query.order_by(ReturnRequest.id).limit(limit)
-    lines = await _return_lines([r["id"] for r in rows])
-    items = [_return_json(r, lines, r["external_id"]) for r in rows]
+    ids = [r["id"] for r in rows]
+    lines = await _return_lines(ids)
+    refunds = await _refund_ids(ids)
+    items = [_return_json(r, lines, r["external_id"], refunds.get(r["id"])) for r in rows]
     return {"returns": items, "next": items[-1]["id"] if items else after}
 
 
@@ -1128,6 +1153,11 @@ class CounterReturn:
     order_number: str
     customer_name: str
     lines: list[dict[str, Any]]
+    currency: str = "EUR"
+    store_name: str | None = None
+    # The refund inspection started (amount in minor units and its status), once inspected.
+    refund_minor: int | None = None
+    refund_status: str | None = None
 
     @property
     def display_code(self) -> str:
@@ -1147,11 +1177,16 @@ async def find_by_code(rt: Runtime, store_id: int | None, typed: str) -> int:
     for an unknown code and another store's return."""
     code = rules.normalise_code(typed)
     row = (
-        await ReturnRequest.select(ReturnRequest.id, ReturnRequest.store)
+        await ReturnRequest.select(ReturnRequest.id, ReturnRequest.store, ReturnRequest.method)
         .where(ReturnRequest.code == code)
         .first()
     )
-    if row is None or (store_id is not None and row["store"] != store_id):
+    # A courier return has no counter (counter_return refuses it too).
+    if (
+        row is None
+        or row["method"] != Method.STORE
+        or (store_id is not None and row["store"] != store_id)
+    ):
         raise NotFound("no return with this code at this store", field="code")
     return int(row["id"])
 
@@ -1162,6 +1197,7 @@ async def counter_return(rt: Runtime, store_id: int | None, return_id: int) -> C
             *_RETURN_COLUMNS,
             ReturnRequest.order.external_id.as_alias("external_id"),
             ReturnRequest.order.customer.name.as_alias("customer_name"),  # type: ignore[union-attr]
+            ReturnRequest.order.currency.as_alias("currency"),
         )
         .where(ReturnRequest.id == return_id)
         .first()
@@ -1172,6 +1208,12 @@ async def counter_return(rt: Runtime, store_id: int | None, return_id: int) -> C
         or (store_id is not None and row["store"] != store_id)
     ):
         raise NotFound("no such return at this store")
+    refund = (
+        await Refund.select(Refund.amount_minor, Refund.status)
+        .where(Refund.return_request == return_id)
+        .order_by(Refund.id)
+        .first()
+    )
     return CounterReturn(
         id=row["id"],
         code=row["code"],
@@ -1179,6 +1221,10 @@ async def counter_return(rt: Runtime, store_id: int | None, return_id: int) -> C
         order_number=row["external_id"],
         customer_name=row["customer_name"],
         lines=await _return_lines([return_id]),
+        currency=row["currency"],
+        store_name=row["store_name"],
+        refund_minor=refund["amount_minor"] if refund else None,
+        refund_status=refund["status"] if refund else None,
     )
 
 
@@ -1190,6 +1236,11 @@ async def receive_at_counter(
     async with rt.writing():
         await counter_return(rt, store_id, return_id)  # 404 for another store's return
         order, ret = await _locked(rt, return_id)
+        if ReturnStatus(ret["status"]) is ReturnStatus.REQUESTED:
+            raise Conflict(
+                "this return waits for the shop's approval: it cannot be received yet",
+                field="status",
+            )
         if ReturnStatus(ret["status"]) not in (
             ReturnStatus.APPROVED,
             ReturnStatus.DROPPED_OFF,
