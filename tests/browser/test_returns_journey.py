@@ -51,7 +51,7 @@ def delivered_order(live_server: LiveServer) -> dict[str, str]:
 def start_a_return_of_the_mug(phone: Page) -> str:
     """On the shopper's page: one mug back to Milano Centro. Returns the code shown."""
     returns = phone.locator("#returns")
-    returns.get_by_text("Start a return").click()
+    returns.get_by_text("Start a return", exact=True).click()
     mug = returns.get_by_role("group", name="Ceramic mug")
     mug.get_by_label("How many").select_option("1")
     mug.get_by_label("Why").select_option(label="Arrived damaged")
