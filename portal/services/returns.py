@@ -817,6 +817,10 @@ async def update_refund(
             await ReturnRequest.update(
                 {ReturnRequest.status: ReturnStatus.REFUNDED, ReturnRequest.updated_at: now}
             ).where(ReturnRequest.id == ret["id"])
+            # ...but the shop hears of it like of every other step of a return.
+            await _tell_shop(
+                rt, order, {**ret, "status": ReturnStatus.REFUNDED}, "return.refunded", by="shop"
+            )
         await shop_events.record(
             rt,
             f"refund.{target}",
