@@ -318,7 +318,7 @@ async def _accept(
             DeliveryChange.decided_at: now,
         }
     ).where(DeliveryChange.id == change["id"])
-    event_id = await add_event(
+    await add_event(
         rt,
         order["id"],
         CHANGE_EVENT[kind],
@@ -327,8 +327,16 @@ async def _accept(
         data={"change": change["id"]},
     )
     await _bump(rt, order["id"])
+    # Made at once, the confirmation answers what the shopper just did on the page: it goes
+    # now, whatever the hour. Accepted later by the shop, it is news like any other.
     await _sms(
-        rt, order, "delivery_changed", f"change:{change['id']}:accepted", event_id, data, kind
+        rt,
+        order,
+        "delivery_changed",
+        f"change:{change['id']}:accepted",
+        data,
+        kind,
+        requested=decided_by == "auto",
     )
     await _tell_shop(rt, order, {**change, "decided_at": now}, ChangeStatus.ACCEPTED, decided_by)
 
@@ -366,10 +374,11 @@ async def _sms(
     order: dict[str, Any],
     kind: str,
     dedupe_key: str,
-    event_id: int | None,
     data: Mapping[str, Any],
     change_kind: ChangeKind,
     reason: str | None = None,
+    *,
+    requested: bool = False,
 ) -> None:
     await messaging.text_shopper(
         rt,
@@ -380,6 +389,7 @@ async def _sms(
         order_number=order["external_id"],
         kind=kind,
         dedupe_key=dedupe_key,
+        requested=requested,
         context={
             "change": change_kind.value,
             "day": (
@@ -899,7 +909,7 @@ async def _reject(rt: Runtime, order: dict[str, Any], change: dict[str, Any], re
             DeliveryChange.reason: reason or None,
         }
     ).where(DeliveryChange.id == change["id"])
-    event_id = await add_event(
+    await add_event(
         rt,
         order["id"],
         EventType.CHANGE_REJECTED,
@@ -913,7 +923,6 @@ async def _reject(rt: Runtime, order: dict[str, Any], change: dict[str, Any], re
         order,
         "change_rejected",
         f"change:{change['id']}:rejected",
-        event_id,
         change["data"],
         ChangeKind(change["kind"]),
         reason,

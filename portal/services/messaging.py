@@ -51,6 +51,8 @@ LINK_MARKER = "⟦link⟧"
 QUIET_HOURS = quiet_hours.DEFAULT_WINDOW
 # Non-urgent SMS one order may send on one local day of the shopper.
 DAILY_CAP = 4
+# News of the shopper's money is never dropped for the cap (it still waits for the morning).
+UNCAPPED_KINDS = frozenset({"refund_paid", "refund_failed"})
 # MessageBird `validity`, in seconds: what the network could not deliver by then is
 # discarded rather than delivered late (an hours-old "out for delivery"; a stale code).
 VALIDITY_SECONDS = 4 * 3600
@@ -144,7 +146,11 @@ async def enqueue(
         window = quiet_window(rt)
         if window is not None:
             send_at = quiet_hours.next_send_time(now, tz, window)
-        if order_id is not None and await _sent_on_day(order_id, send_at, tz) >= DAILY_CAP:
+        if (
+            order_id is not None
+            and kind not in UNCAPPED_KINDS
+            and await _sent_on_day(order_id, send_at, tz) >= DAILY_CAP
+        ):
             day = send_at.astimezone(tz).date().isoformat()
             dropped = f"daily cap: {DAILY_CAP} SMS for this order on {day}"
     await SmsMessage.insert(

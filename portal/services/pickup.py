@@ -13,14 +13,15 @@ from typing import Any
 
 from piccolo.columns import Column
 
-from portal.db.tables import AccessToken, Order, OrderEvent, OrderLine, Pickup, Refund, Reminder
+from portal.db.tables import AccessToken, Order, OrderEvent, OrderLine, Pickup, Reminder
 from portal.domain import DomainError, InvalidTransition, tokens
 from portal.domain import pickup as rules
 from portal.domain.i18n import N_, words_of
 from portal.domain.order import EventType, Fulfilment, OrderStatus, transition
 from portal.domain.pickup import PickupStatus
+from portal.domain.refunds import RefundReason
 from portal.runtime import Runtime
-from portal.services import messaging, surveys
+from portal.services import messaging, refunds, surveys
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.staff import record_audit
 
@@ -409,16 +410,13 @@ async def expire_due(rt: Runtime) -> int:
             ).where(Pickup.id == pickup["id"])
             await _move_order(rt, pickup, OrderStatus.CANCELLED)
             event_id = await _event(rt, pickup["order_id"], EventType.PICKUP_EXPIRED)
-            await Refund.insert(
-                Refund(
-                    order=pickup["order_id"],
-                    amount_minor=pickup["total_minor"],
-                    currency=pickup["currency"],
-                    reason="not_collected",
-                    status="pending",
-                    created_at=now,
-                    updated_at=now,
-                )
+            # What was paid, less what the shop may have refunded already.
+            await refunds.start_refund(
+                rt,
+                {**pickup, "id": pickup["order_id"]},
+                pickup["total_minor"],
+                RefundReason.PICKUP_EXPIRED,
+                at_most_left=True,
             )
             await _sms(rt, pickup, "pickup_expired", f"event:{event_id}")
             await _cancel_reminders(rt, pickup["order_id"])

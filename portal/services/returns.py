@@ -32,11 +32,11 @@ from portal.domain import DomainError, InvalidTransition
 from portal.domain import refunds as refund_rules
 from portal.domain import returns as rules
 from portal.domain.money import InvalidMoney, format_decimal_string, to_minor
-from portal.domain.order import EventType, OrderStatus, first_name
+from portal.domain.order import EventType, OrderStatus
 from portal.domain.refunds import RefundStatus
 from portal.domain.returns import Method, Reason, ReturnStatus
 from portal.runtime import Runtime
-from portal.services import messaging, shop_events
+from portal.services import messaging, refunds, shop_events
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.orders import add_event
 
@@ -301,7 +301,10 @@ async def start_return(
         )
         ret = await _load_return(return_id)
         await add_event(rt, order_id, EventType.RETURN_REQUESTED, data={"return": return_id})
-        await _sms(rt, order, ret, "return_started", f"return:{return_id}:requested")
+        # The shopper just asked for it on the page: it goes at once, whatever the hour.
+        await _sms(
+            rt, order, ret, "return_started", f"return:{return_id}:requested", requested=True
+        )
         await _tell_shop(rt, order, ret, "return.requested")
         status = ReturnStatus.REQUESTED
         if rt.settings.return_approval == "auto":
@@ -409,7 +412,8 @@ async def _move(
         rt, order["id"], EVENT_OF[target], note=note, data={"return": ret["id"], "by": by}
     )
     kind = SMS_OF.get(target)
-    if kind:
+    # Approved at once (by="auto"): the "return started" text already says so.
+    if kind and by != "auto":
         await _sms(rt, order, ret, kind, f"return:{ret['id']}:{target}", reason=note)
     await _tell_shop(rt, order, ret, f"return.{target}", by=by)
     await _cancel_reminders(rt, ret["id"])
@@ -435,19 +439,19 @@ async def _sms(
     *,
     amount: str = "",
     reason: str | None = None,
+    requested: bool = False,
 ) -> None:
-    token = await messaging.link_token(order["id"])
-    await messaging.enqueue(
+    await messaging.text_shopper(
         rt,
         order_id=order["id"],
-        access_token_id=token["id"] if token else None,
-        recipient=order["phone"],
+        phone=order["phone"],
         locale=order["locale"],
+        name=order["customer_name"],
+        order_number=order["external_id"],
         kind=kind,
         dedupe_key=dedupe_key,
+        requested=requested,
         context={
-            "first_name": first_name(order["customer_name"]),
-            "order_number": order["external_id"],
             "return_code": rules.display_code(ret["code"]) if ret.get("code") else "",
             "store": ret.get("method") == Method.STORE,
             "store_name": ret.get("store_name") or "",
@@ -651,73 +655,11 @@ async def _inspect(
         return
     await _move(rt, order, ret, ReturnStatus.INSPECTED, by=by)
     amount = sum(checked[line["id"]].accepted * line["unit_price_minor"] for line in lines)
-    await _new_refund(rt, order, amount, "return", ret["id"])
+    # What is left to refund, if the shop already refunded part of the order by hand.
+    await refunds.start_refund(rt, order, amount, "return", ret["id"], at_most_left=True)
 
 
 # ------------------------------------------------------------------------ refunds
-
-
-async def _new_refund(
-    rt: Runtime, order: dict[str, Any], amount: int, reason: str, return_id: int | None
-) -> int:
-    existing = await _refunds(order["id"])
-    try:
-        refund_rules.check_new(order["total_minor"], _held(existing), amount)
-    except DomainError as exc:
-        raise Conflict(_money_words(str(exc), order["currency"]), field="amount") from exc
-    now = rt.clock.now()
-    inserted = await Refund.insert(
-        Refund(
-            order=order["id"],
-            amount_minor=amount,
-            currency=order["currency"],
-            reason=reason,
-            status=RefundStatus.PENDING,
-            return_request=return_id,
-            created_at=now,
-            updated_at=now,
-        )
-    ).returning(Refund.id)
-    refund_id = int(inserted[0]["id"])
-    await shop_events.record(
-        rt,
-        "refund.created",
-        order_id=order["id"],
-        data={
-            "refund": _refund_json(
-                order, refund_id, amount, reason, RefundStatus.PENDING, return_id
-            )
-        },
-    )
-    await _bump(rt, order["id"])
-    return refund_id
-
-
-def _money_words(text: str, currency: str) -> str:
-    """The domain speaks minor units; people read money."""
-    if "minor units" in text:
-        left = int(text.split("only ", 1)[1].split(" ", 1)[0])
-        return f"only {format_decimal_string(left, currency)} {currency} is left to refund on this order"
-    return text
-
-
-def _refund_json(
-    order: dict[str, Any],
-    refund_id: int,
-    amount: int,
-    reason: str,
-    status: RefundStatus,
-    return_id: int | None,
-) -> dict[str, Any]:
-    return {
-        "id": refund_id,
-        "order": order["external_id"],
-        "amount": format_decimal_string(amount, order["currency"]),
-        "currency": order["currency"],
-        "reason": reason,
-        "status": str(status),
-        "return_id": return_id,
-    }
 
 
 async def create_refund(
@@ -748,7 +690,8 @@ async def create_refund(
                 raise Invalid(
                     f"return {return_id} is not a return of this order", field="return_id"
                 )
-        refund_id = await _new_refund(rt, order, minor, why, return_id)
+        refund_id = await refunds.start_refund(rt, order, minor, why, return_id)
+        assert refund_id is not None
     return await refund_detail(rt, refund_id)
 
 
@@ -766,15 +709,15 @@ async def update_refund(
         if found is None:
             raise NotFound(f"no refund {refund_id}", field="id")
         order = await _lock_order(rt, found["order"])
-        refunds = await _refunds(order["id"])
-        refund = next(r for r in refunds if r["id"] == refund_id)
+        order_refunds = await _refunds(order["id"])
+        refund = next(r for r in order_refunds if r["id"] == refund_id)
         current = RefundStatus(refund["status"])
         if current is target:
             return await refund_detail(rt, refund_id)
         try:
             refund_rules.transition(current, target)
             if target is RefundStatus.PROCESSING:
-                others = [r for r in refunds if r["id"] != refund_id]
+                others = [r for r in order_refunds if r["id"] != refund_id]
                 refund_rules.check_retry(
                     order["total_minor"],
                     _held(others),
@@ -826,7 +769,7 @@ async def update_refund(
             f"refund.{target}",
             order_id=order["id"],
             data={
-                "refund": _refund_json(
+                "refund": refunds.refund_json(
                     order,
                     refund_id,
                     refund["amount_minor"],
@@ -914,9 +857,9 @@ async def return_detail(rt: Runtime, return_id: int) -> dict[str, Any]:
     row = await _load_return(return_id)
     order = await Order.select(Order.external_id).where(Order.id == row["order"]).first()
     assert order is not None
-    refunds = await _refund_ids([return_id])
+    refund_ids = await _refund_ids([return_id])
     return _return_json(
-        row, await _return_lines([return_id]), order["external_id"], refunds.get(return_id)
+        row, await _return_lines([return_id]), order["external_id"], refund_ids.get(return_id)
     )
 
 
@@ -935,8 +878,8 @@ async def list_returns(
     rows = await query.order_by(ReturnRequest.id).limit(limit)
     ids = [r["id"] for r in rows]
     lines = await _return_lines(ids)
-    refunds = await _refund_ids(ids)
-    items = [_return_json(r, lines, r["external_id"], refunds.get(r["id"])) for r in rows]
+    refund_ids = await _refund_ids(ids)
+    items = [_return_json(r, lines, r["external_id"], refund_ids.get(r["id"])) for r in rows]
     return {"returns": items, "next": items[-1]["id"] if items else after}
 
 
@@ -1044,7 +987,7 @@ async def returns_view(
         if received is None:
             return None
         return ReturnsView(False, rules.window_closes(received, rt.settings.return_days))
-    refunds = await _refunds(order_id) if has_refunds else []
+    order_refunds = await _refunds(order_id) if has_refunds else []
     returns = (
         list(
             await ReturnRequest.select(*_RETURN_COLUMNS)
@@ -1054,7 +997,7 @@ async def returns_view(
         if has_returns
         else []
     )
-    if received is None and not refunds and not returns:
+    if received is None and not order_refunds and not returns:
         return None
     lines = []
     if open_:
@@ -1105,7 +1048,7 @@ async def returns_view(
         lines=lines,
         stores=stores,
         returns=cards,
-        refunds=refunds,
+        refunds=order_refunds,
     )
 
 

@@ -19,6 +19,7 @@ from portal.db.tables import (
     StaffUser,
 )
 from portal.services import pickup as service
+from portal.services import returns
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.inputs import AddressIn, CustomerIn, LineIn, OrderIn, PickupIn, StoreIn
 from portal.services.orders import create_order
@@ -197,7 +198,7 @@ async def test_an_uncollected_order_expires_with_a_pending_refund_and_an_sms(rt,
     assert (refund["amount_minor"], refund["status"], refund["reason"]) == (
         5230,
         "pending",
-        "not_collected",
+        "pickup_expired",
     )
     assert (await sms_kinds())[-1] == "pickup_expired"
     code = (await pickup_row(order_id))["code"]
@@ -322,6 +323,22 @@ async def test_each_store_sets_its_holding_period_and_first_reminder(rt, shop, c
         "pickup_waiting": clock.now() + timedelta(days=1),
         "pickup_last_day": clock.now() + timedelta(days=2),
     }
+
+
+async def test_an_expired_pickup_refunds_only_what_the_shop_has_not_refunded_yet(rt, shop, clock):
+    order_id = shop["order_id"]
+    external_id = (await Order.select(Order.external_id).where(Order.id == order_id).first())[
+        "external_id"
+    ]
+    await returns.create_refund(rt, external_id, "10.00", "goodwill", None)
+    await service.mark_ready(rt, shop["clerk"], order_id)
+    clock.advance(days=7)
+    assert await service.expire_due(rt) == 1
+    amounts = sorted(
+        (r["reason"], r["amount_minor"])
+        for r in await Refund.select().where(Refund.order == order_id)
+    )
+    assert amounts == [("goodwill", 1000), ("pickup_expired", 4230)]
 
 
 async def test_two_schedulers_sweeping_at_once_expire_an_order_once(rt, shop, clock):

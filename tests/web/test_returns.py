@@ -112,7 +112,8 @@ async def test_review_shows_what_will_go_back_then_confirm_gives_a_code(client, 
         r["kind"]
         for r in await SmsMessage.select(SmsMessage.kind).where(SmsMessage.order == order["id"])
     ]
-    assert "return_started" in kinds and "return_approved" in kinds
+    # Approved at once: one text says both (and goes now: the shopper just asked for it).
+    assert kinds.count("return_started") == 1 and "return_approved" not in kinds
 
 
 async def test_change_it_goes_back_to_the_form_with_the_choices_kept(client, order):
@@ -395,6 +396,10 @@ async def test_when_the_shop_approves_returns_the_page_says_it_waits(manual, cli
     assert (
         await client.post(f"/api/v1/returns/{ret['id']}/approve", headers=auth)
     ).status_code == 201
+    # Approved by the shop later: that is news, so it is texted.
+    assert await SmsMessage.exists().where(
+        (SmsMessage.order == order["id"]) & (SmsMessage.kind == "return_approved")
+    )
 
 
 async def test_two_clerks_receiving_one_return_at_once_have_one_winner(rt, client, order, clerk):
