@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from portal.domain import DomainError, InvalidTransition
+from portal.domain.i18n import N_, Nf_
 
 WINDOW_DAYS = 30
 NOTE_MAX = 300
@@ -153,26 +154,26 @@ def check_picks(lines: Iterable[Line], picks: Iterable[Pick]) -> list[Pick]:
         key = str(pick.line_id)
         line = by_id.get(pick.line_id)
         if line is None or pick.line_id in seen:
-            errors[key] = "this item is not part of the order"
+            errors[key] = N_("this item is not part of the order")
             continue
         seen.add(pick.line_id)
         if pick.quantity == 0:
             continue
         allowed = returnable_quantity(line)
         if not line.returnable:
-            errors[key] = "this item cannot be returned"
+            errors[key] = N_("this item cannot be returned")
         elif allowed == 0:
-            errors[key] = "this item has already been returned"
+            errors[key] = N_("this item has already been returned")
         elif pick.quantity < 0 or pick.quantity > allowed:
-            errors[key] = f"you can return from 1 to {allowed} of this item"
+            errors[key] = Nf_("you can return from 1 to %(most)s of this item", most=allowed)
         elif pick.reason is Reason.OTHER and not (pick.note or "").strip():
-            errors[key] = "tell us why in a few words"
+            errors[key] = N_("tell us why in a few words")
         elif pick.note and len(pick.note) > NOTE_MAX:
-            errors[key] = f"at most {NOTE_MAX} characters"
+            errors[key] = Nf_("at most %(max)s characters", max=NOTE_MAX)
         else:
             chosen.append(pick)
     if not errors and not chosen:
-        errors["lines"] = "choose at least one item to return"
+        errors["lines"] = N_("choose at least one item to return")
     if errors:
         raise ReturnErrors(errors)
     return chosen

@@ -31,6 +31,7 @@ from portal.db.tables import (
 from portal.domain import DomainError, InvalidTransition
 from portal.domain import refunds as refund_rules
 from portal.domain import returns as rules
+from portal.domain.i18n import N_
 from portal.domain.money import InvalidMoney, format_decimal_string, to_minor
 from portal.domain.order import EventType, OrderStatus
 from portal.domain.refunds import RefundStatus
@@ -192,14 +193,14 @@ def parse_picks(picks: Iterable[PickIn]) -> list[rules.Pick]:
         key = str(pick.line_id)
         quantity = pick.quantity.strip() or "0"
         if not quantity.isdigit() or len(quantity) > 5:
-            errors[key] = "write how many, as a number"
+            errors[key] = N_("write how many, as a number")
             continue
         if int(quantity) == 0:
             continue
         try:
             reason = Reason(pick.reason)
         except ValueError:
-            errors[key] = "choose a reason"
+            errors[key] = N_("choose a reason")
             continue
         out.append(rules.Pick(pick.line_id, int(quantity), reason, pick.note.strip() or None))
     if errors:
@@ -225,7 +226,7 @@ async def _check(
     store_code: str | None,
 ) -> tuple[list[rules.Pick], Method, dict[str, Any] | None]:
     if not rules.window_open(_received_at(order), rt.clock.now(), rt.settings.return_days):
-        raise Conflict("returns for this order are closed", field="return")
+        raise Conflict(N_("returns for this order are closed"), field="return")
     errors: dict[str, str] = {}
     chosen: list[rules.Pick] = []
     try:
@@ -239,7 +240,7 @@ async def _check(
     try:
         how = Method(method)
     except ValueError:
-        errors["method"] = "choose how you will send it back"
+        errors["method"] = N_("choose how you will send it back")
         how = Method.COURIER
     store = None
     if how is Method.STORE:
@@ -249,7 +250,7 @@ async def _check(
             .first()
         )
         if store is None:
-            errors["store"] = "choose one of the stores listed"
+            errors["store"] = N_("choose one of the stores listed")
     if errors:
         raise ReturnFormErrors(errors)
     return chosen, how, store

@@ -456,3 +456,22 @@ async def test_ids_beyond_the_database_range_are_a_clear_4xx(client, auth, order
     ):
         answer = await client.request(method, url, json=body, headers=auth)
         assert answer.status_code in (400, 404, 422), (url, answer.status_code, answer.text)
+
+
+async def test_an_italian_shopper_reads_what_is_wrong_in_italian(client, auth, stores):
+    from tests.factories import ITALIAN
+
+    body = await create_order(client, auth, external_id="R-400109", customer=ITALIAN)
+    await post_event(client, auth, "R-400109", "shipped", shipment={"tracking_number": "I1"})
+    await post_event(client, auth, "R-400109", "delivered")
+    path = path_of(body["tracking_url"])
+    line = (await OrderLine.select(OrderLine.id).where(OrderLine.sku == "TSHIRT-M").first())["id"]
+    answer = await post_form(
+        client,
+        path,
+        "returns/review",
+        {f"qty_{line}": "3", f"reason_{line}": "too_small", "method": ""},
+    )
+    assert answer.status_code == 422
+    assert "Puoi rendere da 1 a 2 di questo articolo" in answer.text
+    assert "Scegli come lo rimanderai" in answer.text
