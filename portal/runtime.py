@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from jinja2 import Environment
 from piccolo.engine.base import Engine
@@ -23,6 +24,8 @@ class Runtime:
     gateway: Gateway
     clock: Clock
     templates: Environment
+    # Small per-process caches of rarely changing reads (e.g. the list of stores).
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def writing(self):  # type: ignore[no-untyped-def]
         return db.writing(self.engine)

@@ -38,7 +38,8 @@ from portal.runtime import Runtime
 from portal.services import messaging, shop_events
 from portal.services import pickup as pickup_service
 from portal.services.errors import Conflict, Invalid, NotFound
-from portal.services.orders import add_event
+from portal.services.orders import TrackingView, add_event
+from portal.services.stores import store_choices
 
 log = logging.getLogger(__name__)
 
@@ -970,28 +971,29 @@ class DeliveryOptions:
         )
 
 
-async def options(rt: Runtime, order_id: int) -> DeliveryOptions | None:
+async def options(rt: Runtime, view: TrackingView) -> DeliveryOptions | None:
     """None for orders this does not apply to (collected in a store from the start, or
-    final). Reads only this order's rows, by index."""
-    order = await Order.select(*_ORDER_COLUMNS).where(Order.id == order_id).first()
-    if order is None or order["fulfilment"] != Fulfilment.DELIVERY:
+    final). Built from what the page's one query read; it reads more only when a change
+    waits for the shop or for a code, and the stores only when one may be chosen."""
+    if view.fulfilment != Fulfilment.DELIVERY:
         return None
-    status = OrderStatus(order["status"])
+    status = OrderStatus(view.state.status)
     if status in (OrderStatus.DELIVERED, OrderStatus.CANCELLED):
         return None
-    tz = timezone_of(order["phone"], "Europe/Rome")
-    now = rt.clock.now()
+    order_id = view.state.order_id
+    tz = view.timezone
     offers = rules.order_offers(Fulfilment.DELIVERY, status, cutoffs(rt))
-    waiting = await _waiting(order_id, None)
+    waiting_scopes = await _waiting_scopes(order_id) if view.has_waiting_change else set()
+    waiting = None in waiting_scopes
     address, switch = offers[ChangeKind.ADDRESS], offers[ChangeKind.SWITCH_TO_PICKUP]
     if waiting:
         address = Offer(ChangeKind.ADDRESS, Closed.WAITING) if address.open else address
         switch = Offer(ChangeKind.SWITCH_TO_PICKUP, Closed.WAITING) if switch.open else switch
-    parcels = await _parcels(order_id)
+    parcels = view.shipments
     parcel_views = []
     for parcel in parcels:
         p_offers = _parcel_offers(rt, parcel, tz, len(parcels))
-        p_waiting = await _waiting(order_id, parcel["id"])
+        p_waiting = parcel["id"] in waiting_scopes
         if p_waiting:
             p_offers = {k: Offer(k, Closed.WAITING) if o.open else o for k, o in p_offers.items()}
         parcel_views.append(
@@ -1010,33 +1012,31 @@ async def options(rt: Runtime, order_id: int) -> DeliveryOptions | None:
     any_switch = switch.open or any(
         p.offers[ChangeKind.SWITCH_TO_PICKUP].open for p in parcel_views
     )
-    stores = await _stores() if any_switch else []
-    code = _open_code(await _codes(order_id), now)
     challenge = None
-    if code is not None:
-        pending = _json_dict(code["pending"])
-        challenge = Challenge(ChangeKind(pending["kind"]), code["expires_at"], pending["summary"])
+    if view.has_open_code:
+        code = _open_code(await _codes(order_id), rt.clock.now())
+        if code is not None:
+            pending = _json_dict(code["pending"])
+            challenge = Challenge(
+                ChangeKind(pending["kind"]), code["expires_at"], pending["summary"]
+            )
     return DeliveryOptions(
-        version=order["version"],
+        version=view.state.version,
         address=address,
         switch=switch,
         waiting=waiting,
         parcels=parcel_views,
-        stores=stores,
+        stores=await store_choices(rt) if any_switch else [],
         challenge=challenge,
     )
 
 
-async def _stores() -> list[dict[str, str]]:
-    rows = await Store.select(Store.code, Store.name, Store.address).order_by(Store.name)
-    return [
-        {
-            "code": r["code"],
-            "name": r["name"],
-            "city": str(_json_dict(r["address"]).get("city") or ""),
-        }
-        for r in rows
-    ]
+async def _waiting_scopes(order_id: int) -> set[int | None]:
+    """The parcels (None: the whole order) with a change waiting for the shop."""
+    rows = await DeliveryChange.select(DeliveryChange.shipment).where(
+        (DeliveryChange.order == order_id) & (DeliveryChange.status == ChangeStatus.REQUESTED)
+    )
+    return {r["shipment"] for r in rows}
 
 
 async def set_delivery_days(rt: Runtime, shipment_id: int, days: list[date] | None) -> None:

@@ -501,6 +501,10 @@ class TrackingView:
     closed_at: datetime | None = None
     has_returns: bool = False
     has_refunds: bool = False
+    # A code waits to confirm a change; a change waits for the shop (the delivery card
+    # reads them only then).
+    has_open_code: bool = False
+    has_waiting_change: bool = False
     # The shopper turned SMS updates off (on the page, or by texting STOP).
     sms_off: bool = False
 
@@ -519,7 +523,11 @@ _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.pl
        p.collected_at AS pickup_collected_at, p.handed_to AS pickup_handed_to,
        o.closed_at,
        EXISTS (SELECT 1 FROM return_request rr WHERE rr."order" = o.id) AS has_returns,
-       EXISTS (SELECT 1 FROM refund rf WHERE rf."order" = o.id) AS has_refunds"""
+       EXISTS (SELECT 1 FROM refund rf WHERE rf."order" = o.id) AS has_refunds,
+       EXISTS (SELECT 1 FROM one_time_code oc WHERE oc."order" = o.id AND oc.used_at IS NULL)
+         AS has_open_code,
+       EXISTS (SELECT 1 FROM delivery_change dc WHERE dc."order" = o.id
+               AND dc.status = 'requested') AS has_waiting_change"""
 _FROM_LINK = """FROM access_token t JOIN orders o ON o.id = t."order"
      JOIN customer c ON c.id = o.customer"""
 # A pickup order has one pickup row (unique on "order"); delivery orders get NULLs.
@@ -529,8 +537,18 @@ STATE_SQL = f"SELECT {_STATE_COLUMNS} {_FROM_LINK} WHERE t.token_hash = {{}}"
 ORDER_SQL = f"""SELECT {_ORDER_COLUMNS}
 FROM orders o JOIN customer c ON c.id = o.customer {_JOIN_STORE_PICKUP}
 WHERE o.id = {{}}"""
-LINE_COLUMNS = ("name", "sku", "quantity", "unit_price_minor", "ready_quantity")
-SHIPMENT_COLUMNS = ("id", "tracking_number", "carrier", "eta", "status", "delivery_day")
+LINE_COLUMNS = ("id", "name", "sku", "quantity", "unit_price_minor", "ready_quantity", "returnable")
+# With what the delivery card needs (offered days, the chosen day, instructions).
+SHIPMENT_COLUMNS = (
+    "id",
+    "tracking_number",
+    "carrier",
+    "eta",
+    "status",
+    "delivery_day",
+    "delivery_days",
+    "instructions",
+)
 EVENT_COLUMNS = ("type", "occurred_at", "shipment", "note")
 LINES_SQL = (
     f'SELECT {", ".join(LINE_COLUMNS)} FROM order_line WHERE "order" = {{}} ORDER BY position'
@@ -542,10 +560,10 @@ EVENTS_SQL = """SELECT type, occurred_at, shipment, note FROM order_event WHERE 
 ORDER BY occurred_at DESC, id DESC"""
 # PostgreSQL: the whole page in one round trip (lines, parcels and events as arrays of rows).
 PAGE_SQL_PG = f"""SELECT {_STATE_COLUMNS}, {_ORDER_COLUMNS},
-  ARRAY(SELECT ROW(l.name, l.sku, l.quantity, l.unit_price_minor, l.ready_quantity)
+  ARRAY(SELECT ROW({", ".join("l." + c for c in LINE_COLUMNS)})
         FROM order_line l
         WHERE l."order" = o.id ORDER BY l.position) AS lines,
-  ARRAY(SELECT ROW(sh.id, sh.tracking_number, sh.carrier, sh.eta, sh.status, sh.delivery_day)
+  ARRAY(SELECT ROW({", ".join("sh." + c for c in SHIPMENT_COLUMNS)})
         FROM shipment sh
         WHERE sh."order" = o.id ORDER BY sh.id) AS shipments,
   ARRAY(SELECT ROW(e.type, e.occurred_at, e.shipment, e.note) FROM order_event e
@@ -639,6 +657,8 @@ def _build_view(
         closed_at=order["closed_at"],
         has_returns=bool(order["has_returns"]),
         has_refunds=bool(order["has_refunds"]),
+        has_open_code=bool(order["has_open_code"]),
+        has_waiting_change=bool(order["has_waiting_change"]),
         sms_off=bool(order["sms_off"]),
     )
 

@@ -40,6 +40,7 @@ from portal.runtime import Runtime
 from portal.services import messaging, refunds, shop_events
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.orders import add_event
+from portal.services.stores import store_choices
 
 SWEEP_BATCH = 100
 REMINDER_KINDS = ("return_not_sent", "return_label_unused")
@@ -978,6 +979,7 @@ async def returns_view(
     closed_at: datetime | None,
     has_returns: bool,
     has_refunds: bool,
+    order_lines: list[dict[str, Any]] | None = None,
 ) -> ReturnsView | None:
     """None when there is nothing to show: no return possible and none made, no refund.
     The page knows the order's status and whether it has returns or refunds (one query),
@@ -1003,7 +1005,7 @@ async def returns_view(
     lines = []
     if open_:
         taken = await _taken(order_id) if has_returns else {}
-        for line in await _lines(order_id):
+        for line in order_lines if order_lines is not None else await _lines(order_id):
             domain = rules.Line(
                 line["id"], line["quantity"], bool(line["returnable"]), taken.get(line["id"], 0)
             )
@@ -1033,16 +1035,7 @@ async def returns_view(
         )
         for r in returns
     ]
-    stores = []
-    if open_:
-        stores = [
-            {
-                "code": s["code"],
-                "name": s["name"],
-                "city": str((_json(s["address"]) or {}).get("city") or ""),
-            }
-            for s in await Store.select(Store.code, Store.name, Store.address).order_by(Store.name)
-        ]
+    stores = await store_choices(rt) if open_ else []
     return ReturnsView(
         window_open=open_,
         closes_at=rules.window_closes(received, rt.settings.return_days),

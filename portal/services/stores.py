@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from portal import db
@@ -42,6 +44,7 @@ async def put_store(rt: Runtime, code: str, data: StoreIn) -> tuple[dict[str, An
         "pickup_reminder_days": data.pickup_reminder_days,
     }
     now = rt.clock.now()
+    rt.cache.pop(STORE_CHOICES, None)
     for _ in range(2):
         try:
             async with rt.writing():
@@ -62,3 +65,25 @@ async def put_store(rt: Runtime, code: str, data: StoreIn) -> tuple[dict[str, An
             if not db.is_unique_violation(exc):
                 raise  # a twin PUT created it first: the second round updates it
     raise Invalid("the store is being written by another request; try again", field="code")
+
+
+STORE_CHOICES = "store_choices"
+# How long a worker reuses the list of stores it shows shoppers (other workers see a new or
+# renamed store after at most this; the worker that wrote it, at once).
+STORE_CHOICES_SECONDS = 60.0
+
+
+async def store_choices(rt: Runtime) -> list[dict[str, str]]:
+    """Every store as the shopper picks one (code, name, city), by name; cached briefly,
+    since pages that offer a store are common and stores change rarely."""
+    cached = rt.cache.get(STORE_CHOICES)
+    if cached is not None and time.monotonic() - cached[0] < STORE_CHOICES_SECONDS:
+        return list(cached[1])
+    rows = await Store.select(Store.code, Store.name, Store.address).order_by(Store.name)
+    choices = []
+    for r in rows:
+        address = json.loads(r["address"]) if isinstance(r["address"], str) else r["address"]
+        city = str((address or {}).get("city") or "")
+        choices.append({"code": r["code"], "name": r["name"], "city": city})
+    rt.cache[STORE_CHOICES] = (time.monotonic(), choices)
+    return list(choices)

@@ -463,6 +463,7 @@ async def page_response(
         closed_at=view.closed_at,
         has_returns=view.has_returns,
         has_refunds=view.has_refunds,
+        order_lines=view.lines,  # read by the page's query already
     )
     context.update(returns_card.returns_context(rt, card, context["locale"], rform))
     return render(
@@ -473,7 +474,7 @@ async def page_response(
 async def _delivery_options(rt: RT, view: orders.TrackingView) -> delivery.DeliveryOptions | None:
     if view.fulfilment != Fulfilment.DELIVERY or view.state.status not in CHANGEABLE:
         return None
-    return await delivery.options(rt, view.state.order_id)
+    return await delivery.options(rt, view)
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
