@@ -8,6 +8,7 @@ Routes live in their own controller under /t/{token}/returns; the page itself (o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from litestar import Controller, Request, Response, post
@@ -39,6 +40,45 @@ class ReturnForm:
     amount: int = 0
 
 
+# The card's fixed words, translated once per language rather than on every render.
+REASON_WORDS = {
+    "too_small": N_("Too small"),
+    "too_big": N_("Too big"),
+    "not_as_described": N_("Not as described"),
+    "damaged": N_("Arrived damaged"),
+    "wrong_item": N_("Wrong item sent"),
+    "changed_mind": N_("Changed my mind"),
+    "arrived_late": N_("Arrived too late"),
+    "other": N_("Other reason"),
+}
+RETURN_STEP_WORDS = {
+    "requested": N_("Requested"),
+    "approved": N_("Approved"),
+    "in_transit": N_("On its way"),
+    "received": N_("Received"),
+    "inspected": N_("Checked"),
+    "refunded": N_("Refunded"),
+}
+REFUND_WORDS = {
+    "pending": N_("pending"),
+    "processing": N_("processing"),
+    "paid": N_("paid"),
+    "failed": N_("failed"),
+}
+
+
+@lru_cache(maxsize=8)
+def words(locale: str) -> dict[str, dict[str, str]]:
+    return {
+        name: {key: translate(locale, text) for key, text in table.items()}
+        for name, table in (
+            ("reason_words", REASON_WORDS),
+            ("return_steps", RETURN_STEP_WORDS),
+            ("refund_words", REFUND_WORDS),
+        )
+    }
+
+
 def counter_url(base_url: str, return_id: int, code: str) -> str:
     """The clerk console's page for this return; it does nothing without a clerk session."""
     return f"{base_url}/clerk/returns/{return_id}?code={code}"
@@ -53,7 +93,7 @@ def returns_context(
         for ret in view.returns:
             if ret.live:
                 qrs[ret.id] = qr_svg(counter_url(rt.settings.base_url, ret.id, ret.code), title)
-    return {"r": view, "rform": rform, "return_qr": qrs}
+    return {"r": view, "rform": rform, "return_qr": qrs, **words(locale)}
 
 
 def _picks(form: dict[str, str]) -> list[returns.PickIn]:
