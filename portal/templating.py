@@ -68,22 +68,42 @@ def translate(locale: str, message: str) -> str:
     return text % values if values else text
 
 
+class Words:
+    """Fixed words of a page (statuses, events, reasons) by key, translated once per language
+    rather than through `_()` on every render: `WORDS(locale)["events"]["shipped"]`."""
+
+    def __init__(self, **tables: Mapping[str, str]) -> None:
+        self._tables = tables
+        self._done: dict[str, dict[str, dict[str, str]]] = {}
+
+    def __call__(self, locale: str) -> dict[str, dict[str, str]]:
+        found = self._done.get(locale)
+        if found is None:
+            found = {
+                name: {key: translate(locale, text) for key, text in table.items()}
+                for name, table in self._tables.items()
+            }
+            self._done[locale] = found
+        return found
+
+
 def _page_locale(context: Context) -> str:
     return context.get("locale") or DEFAULT
 
 
 @pass_context
-def _gettext(context: Context, message: str) -> str:
+def _gettext(context: Context, message: str, **variables: Any) -> str:
+    """`_()` on a page, with the semantics of Jinja's newstyle gettext (the translation is
+    trusted markup, always %-formatted, values escaped) in one call instead of Jinja's three:
+    pages call it a few dozen times per render. A `Msg` brings its own values."""
     locale = _page_locale(context)
-    if not isinstance(message, Msg) or not message.params:
-        return _lookup(locale, message)
-    # A Msg comes with its values: fill them in here (escaped on HTML pages), and double
-    # any % left, because Jinja's newstyle gettext formats the result once more.
     text = _lookup(locale, message)
-    values = _values(locale, message)
-    # The msgid is ours (trusted); the values are escaped by Markup's %.
-    filled = Markup(text) % values if context.eval_ctx.autoescape else text % values  # noqa: S704
-    return filled.replace("%", "%%")
+    if isinstance(message, Msg) and message.params:
+        variables = {**_values(locale, message), **variables}
+    if context.eval_ctx.autoescape:
+        # The msgid is ours (trusted); the values are escaped by Markup's %.
+        return Markup(text) % variables  # noqa: S704
+    return text % variables
 
 
 @pass_context
@@ -109,6 +129,24 @@ def money(minor: int, currency: str, locale: str = "en") -> str:
     return format_currency(from_minor(minor, currency), currency, locale=locale)
 
 
+# Dates and times repeat across pages (the same days, the same minutes), and babel's
+# formatting is a good share of a render: each (day or minute, locale) is formatted once per
+# process. The moment is first put in the reader's zone; only its local parts are cached.
+
+
+@lru_cache(maxsize=8192)
+def _date_text(value: date, locale: str, fmt: str) -> str:
+    """A calendar day: a babel format ("medium", "full") or a "skeleton:..." of babel's."""
+    if fmt.startswith("skeleton:"):
+        return format_skeleton(fmt[9:], value, locale=locale)
+    return format_date(value, format=fmt, locale=locale)
+
+
+@lru_cache(maxsize=8192)
+def _time_text(hour: int, minute: int, locale: str) -> str:
+    return format_time(time(hour, minute), "short", locale=locale)
+
+
 def when(
     value: datetime | None, locale: str = "en", tz: str = "UTC", with_year: bool = True
 ) -> str:
@@ -116,18 +154,14 @@ def when(
     if value is None:
         return ""
     local = value.astimezone(ZoneInfo(tz))
-    date_part = (
-        format_date(local, "medium", locale=locale)
-        if with_year
-        else format_skeleton("MMMd", local, locale=locale)
-    )
-    return f"{date_part}, {format_time(local, 'short', locale=locale)}"
+    date_part = _date_text(local.date(), locale, "medium" if with_year else "skeleton:MMMd")
+    return f"{date_part}, {_time_text(local.hour, local.minute, locale)}"
 
 
 def day(value: datetime | None, locale: str = "en", tz: str = "UTC", fmt: str = "medium") -> str:
     if value is None:
         return ""
-    return format_date(value.astimezone(ZoneInfo(tz)).date(), format=fmt, locale=locale)
+    return _date_text(value.astimezone(ZoneInfo(tz)).date(), locale, fmt)
 
 
 def isoday(value: date | str | None, locale: str = "en") -> str:
@@ -136,7 +170,7 @@ def isoday(value: date | str | None, locale: str = "en") -> str:
         return ""
     if isinstance(value, str):
         value = date.fromisoformat(value)
-    return format_skeleton("MMMEd", value, locale=locale)
+    return _date_text(value, locale, "skeleton:MMMEd")
 
 
 def span(start: datetime | None, end: datetime | None, locale: str = "en", tz: str = "UTC") -> str:
@@ -146,17 +180,17 @@ def span(start: datetime | None, end: datetime | None, locale: str = "en", tz: s
     zone = ZoneInfo(tz)
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)
     return (
-        f"{format_skeleton('MMMEd', local_start, locale=locale)}, "
-        f"{format_time(local_start, 'short', locale=locale)} – "
-        f"{format_time(local_end, 'short', locale=locale)}"
+        f"{_date_text(local_start.date(), locale, 'skeleton:MMMEd')}, "
+        f"{_time_text(local_start.hour, local_start.minute, locale)} – "
+        f"{_time_text(local_end.hour, local_end.minute, locale)}"
     )
 
 
-@lru_cache(maxsize=1024)
 def _clock(hhmm: str, locale: str) -> str:
     if hhmm == "24:00":
         hhmm = "00:00"
-    return format_time(time.fromisoformat(hhmm), "short", locale=locale)
+    at = time.fromisoformat(hhmm)
+    return _time_text(at.hour, at.minute, locale)
 
 
 def week_hours(
@@ -197,6 +231,7 @@ def make_environment(directory: Path = TEMPLATES_DIR) -> Environment:
     # One environment serves every request: `_` and `ngettext` read the page's language
     # from the render's context (`locale`), so each render speaks its shopper's language.
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["_"] = env.globals["gettext"] = _gettext  # already newstyle: see _gettext
     env.globals["N_"] = lambda message: message  # marks a msgid; `_()` translates it where shown
     env.filters.update(
         money=money,

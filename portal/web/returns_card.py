@@ -1,5 +1,6 @@
-"""The shopper's returns: choose lines, review, confirm (without JavaScript too: each step is
-a plain form post), and the card that follows each return to its refund.
+"""The shopper's returns: open the form (its own step, GET /t/{token}/returns/new), choose
+lines, review, confirm (without JavaScript too: each step is a plain link or form post), and
+the card that follows each return to its refund.
 
 Routes live in their own controller under /t/{token}/returns; the page itself (order.html's
 `returns` block) is rendered by the shopper controller with `returns_context`.
@@ -8,10 +9,9 @@ Routes live in their own controller under /t/{token}/returns; the page itself (o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
@@ -20,7 +20,7 @@ from markupsafe import Markup
 from portal.domain.i18n import N_
 from portal.services import orders, returns
 from portal.services.errors import ServiceError
-from portal.templating import translate
+from portal.templating import Words, translate
 from portal.web.deps import RT
 from portal.web.pickup_card import qr_svg
 from portal.web.render import render
@@ -30,7 +30,8 @@ KEPT = 300
 
 @dataclass(slots=True)
 class ReturnForm:
-    """The return form after a refusal (values and errors), or its review step."""
+    """The return form: empty (its own step), after a refusal (values and errors), or its
+    review step."""
 
     values: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
@@ -67,16 +68,7 @@ REFUND_WORDS = {
 }
 
 
-@lru_cache(maxsize=8)
-def words(locale: str) -> dict[str, dict[str, str]]:
-    return {
-        name: {key: translate(locale, text) for key, text in table.items()}
-        for name, table in (
-            ("reason_words", REASON_WORDS),
-            ("return_steps", RETURN_STEP_WORDS),
-            ("refund_words", REFUND_WORDS),
-        )
-    }
+words = Words(reason_words=REASON_WORDS, return_steps=RETURN_STEP_WORDS, refund_words=REFUND_WORDS)
 
 
 def counter_url(base_url: str, return_id: int, code: str) -> str:
@@ -147,6 +139,16 @@ class ReturnsController(Controller):
             status_code=status_code,
             rform=rform,
         )
+
+    @get("/{token:str}/returns/new", name="track_return_new")
+    async def new(
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
+    ) -> Response[Any]:
+        """The return form: its own step, so that every other page is lighter to send."""
+        view = await self._view(request, rt, token)
+        if view is None:
+            return await _not_found(request)
+        return await self._answer(request, rt, token, view, ReturnForm(), 200)
 
     @post("/{token:str}/returns/review", name="track_return_review")
     async def review(

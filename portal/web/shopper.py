@@ -23,6 +23,7 @@ from portal.services.errors import ServiceError
 from portal.templating import translate
 from portal.web import delivery_card, pickup_card, returns_card
 from portal.web.deps import RT
+from portal.web.labels import PAGE_WORDS
 from portal.web.limits import MissLimiter
 from portal.web.render import render
 
@@ -521,6 +522,7 @@ def _context(
         "locale": locale,
         "ui_lang": locale,
         "languages": LANGUAGES,
+        "w": PAGE_WORDS(locale),  # statuses, events, places: translated once per language
         "poll_seconds": rt.settings.poll_seconds,
         "live": not view.state.final,
         "qr": qr,

@@ -37,7 +37,7 @@ async def store_return(
     client, order: dict[str, Any], store: str = "MI01", **form: str
 ) -> dict[str, Any]:
     """The shopper's return of both T-shirts (too small), to be brought to `store`."""
-    page = await client.get(order["path"])
+    page = await client.get(order["path"] + "/returns/new")
     line = re.search(r'name="qty_(\d+)"', page.text)
     assert line, page.text
     data = {

@@ -230,7 +230,7 @@ def extracted_msgids() -> set[str | tuple[str, str]]:
 
 def test_the_extraction_finds_the_pages_and_the_python_words() -> None:
     msgids = extracted_msgids()
-    assert "We have your order" in msgids  # partials/_labels.html, marked with N_
+    assert "We have your order" in msgids  # portal/web/labels.py, marked with N_
     assert "Hi %(name)s," in msgids  # shopper/order.html
     assert "the parcel has been delivered" in msgids  # services/delivery.py, N_
     assert "at most %(max)s characters" in msgids  # domain/delivery.py, Nf_

@@ -73,10 +73,23 @@ async def test_a_delivered_order_offers_a_return_until_the_window_closes(client,
     assert '<section id="returns"' in html
     assert "Start a return" in html
     assert "You can start a return until Dec 23, 2026" in html
+    # The form is a step of its own: the page links to it, and works without JavaScript.
+    assert 'name="qty_' not in html
+    assert f'href="{order["path"]}/returns/new#returns"' in html
+    form = await client.get(order["path"] + "/returns/new")
+    assert form.status_code == 200
+    assert f'action="{order["path"]}/returns/review"' in form.text
+    assert 'name="qty_' in form.text and "Review the return" in form.text
+    # With htmx, only the card comes back.
+    card = await client.get(order["path"] + "/returns/new", headers={"HX-Request": "true"})
+    assert card.text.startswith('<section id="returns"') and 'name="qty_' in card.text
     clock.advance(days=30, minutes=1)
     html = (await client.get(order["path"])).text
     assert "Start a return" not in html
     assert "Returns for this order closed on Dec 23, 2026." in html
+    late = await client.get(order["path"] + "/returns/new")
+    assert late.status_code == 200 and 'name="qty_' not in late.text
+    assert "Returns for this order closed on Dec 23, 2026." in late.text
 
 
 async def test_an_order_on_its_way_has_no_returns_card(client, auth, stores):
@@ -157,7 +170,7 @@ async def test_bad_choices_are_shown_back_with_what_is_wrong(client, order):
 
 async def test_what_is_returned_cannot_be_returned_again(client, order):
     await start(client, order, **tshirts(order, "2"))
-    html = (await client.get(order["path"])).text
+    html = (await client.get(order["path"] + "/returns/new")).text
     line = order["lines"]["TSHIRT-M"]
     assert f'name="qty_{line}"' not in html
     assert "Already returned." in html
@@ -187,7 +200,7 @@ async def test_a_line_the_shop_marks_non_returnable_is_excluded(client, auth, st
     await post_event(client, auth, "R-400102", "shipped", shipment={"tracking_number": "X1"})
     await post_event(client, auth, "R-400102", "delivered")
     path = path_of(body["tracking_url"])
-    html = (await client.get(path)).text
+    html = (await client.get(path + "/returns/new")).text
     assert "This item cannot be returned." in html
     ear = (await OrderLine.select(OrderLine.id).where(OrderLine.sku == "EAR").first())["id"]
     answer = await post_form(
@@ -276,7 +289,9 @@ async def test_a_return_rejected_by_the_shop_tells_the_shopper_why(client, auth,
     assert late.status_code == 409
     assert "this return is rejected" in late.json()["detail"]
     # The items are free to be returned again.
-    assert 'name="qty_' in html
+    assert "Start a return" in html
+    again = (await client.get(order["path"] + "/returns/new")).text
+    assert 'name="qty_' in again and "Already returned." not in again
 
 
 async def test_a_rejection_needs_a_reason(client, auth, order):

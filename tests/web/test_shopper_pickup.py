@@ -319,9 +319,9 @@ async def test_a_collected_order_says_when_and_by_whom_and_shows_no_code_or_form
     assert "Collected on <strong>Nov 23, 2026, 10:30" in html
     assert "by <strong>Marco Rossi</strong>" in html
     assert spaced(code) not in html and "<svg" not in html and "Held until" not in html
-    # No pickup form is left; the one form is the returns card's (collected: returnable).
+    # No pickup form is left; the returns card offers its form (collected: returnable).
     assert "/visit" not in html and "/delegate" not in html
-    assert f'action="{order["path"]}/returns/review"' in html
+    assert f'href="{order["path"]}/returns/new#returns"' in html
     assert "hx-trigger" not in html
     # Too late to change anything, even by posting the old form.
     late = await client.post(
