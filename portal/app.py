@@ -21,7 +21,6 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.stores.memory import MemoryStore
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from litestar.utils.scope.state import ScopeState
 
 from portal import db
 from portal.clock import Clock
@@ -44,6 +43,7 @@ from portal.web.dev import DevController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.health import healthz, metrics, readyz
 from portal.web.limits import LoginLimiter, MissLimiter
+from portal.web.render import csrf_value
 from portal.web.returns_card import ReturnsController
 from portal.web.shopper import ShopperController
 from portal.web.webhooks import MessageBirdWebhooks
@@ -80,10 +80,7 @@ def security_headers(app: ASGIApp) -> ASGIApp:
 
 def _csrf_token(context: Any) -> str:
     request = context.get("request")
-    if request is None:
-        return ""
-    token = ScopeState.from_scope(request.scope).csrf_token
-    return token if isinstance(token, str) else ""
+    return "" if request is None else csrf_value(request) or ""
 
 
 def _static_version() -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
@@ -91,19 +91,44 @@ def _page_locale(context: Context) -> str:
     return context.get("locale") or DEFAULT
 
 
-@pass_context
-def _gettext(context: Context, message: str, **variables: Any) -> str:
-    """`_()` on a page, with the semantics of Jinja's newstyle gettext (the translation is
-    trusted markup, always %-formatted, values escaped) in one call instead of Jinja's three:
-    pages call it a few dozen times per render. A `Msg` brings its own values."""
-    locale = _page_locale(context)
+@lru_cache(maxsize=4096)
+def _plain(locale: str, msgid: str) -> str:
+    """A msgid without values in `locale`, %-formatted as newstyle gettext does ("%%" -> "%")."""
+    text: str = _lookup(locale, msgid) % {}
+    return text
+
+
+def _text(locale: str, message: str, variables: dict[str, Any], html: bool) -> str:
+    """`_()` with the semantics of Jinja's newstyle gettext: the translation is trusted
+    markup on HTML pages, always %-formatted, its values escaped. A `Msg` brings its values."""
+    if not variables and type(message) is str:
+        # Most calls: a fixed msgid with no values, its result the same on every page.
+        plain = _plain(locale, message)
+        return Markup(plain) if html else plain  # noqa: S704
     text = _lookup(locale, message)
     if isinstance(message, Msg) and message.params:
         variables = {**_values(locale, message), **variables}
-    if context.eval_ctx.autoescape:
-        # The msgid is ours (trusted); the values are escaped by Markup's %.
-        return Markup(text) % variables  # noqa: S704
-    return text % variables
+    # The msgid is ours (trusted); the values are escaped by Markup's %.
+    return Markup(text) % variables if html else text % variables  # noqa: S704
+
+
+@pass_context
+def _gettext(context: Context, message: str, **variables: Any) -> str:
+    """`_()` where a template is rendered without `page_gettext` (SMS texts): the language
+    is the render's `locale`."""
+    return _text(_page_locale(context), message, variables, context.eval_ctx.autoescape)
+
+
+@lru_cache(maxsize=16)
+def page_gettext(locale: str) -> Callable[..., str]:
+    """`_()` of an HTML page in `locale`, put in the page's context by `web.render`. A plain
+    callable: Jinja calls it directly, whereas a context function inside a loop or after a
+    `{% set %}` block costs a copy of the whole context on every call (a few dozen a page)."""
+
+    def gettext(message: str, **variables: Any) -> str:
+        return _text(locale, message, variables, True)
+
+    return gettext
 
 
 @pass_context
