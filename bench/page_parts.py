@@ -40,10 +40,10 @@ from bare_app import sample_view  # noqa: E402
 from tracking_page import BENCH_SECRET  # noqa: E402
 
 from portal.app import create_app  # noqa: E402
-from portal.services import orders, returns  # noqa: E402
+from portal.services import orders  # noqa: E402
 from portal.settings import Settings  # noqa: E402
 from portal.templating import page_gettext  # noqa: E402
-from portal.web import returns_card, shopper  # noqa: E402
+from portal.web import shopper  # noqa: E402
 
 BATCH = 200
 
@@ -115,17 +115,7 @@ async def main(args: argparse.Namespace) -> None:
         for t in tokens:
             view = await orders.tracking_page(rt, t)
             assert view is not None
-            context = shopper._context(rt, t, view, d=await shopper._delivery_options(rt, view))
-            card = await returns.returns_view(
-                rt,
-                view.state.order_id,
-                status=view.state.status,
-                closed_at=view.closed_at,
-                has_returns=view.has_returns,
-                has_refunds=view.has_refunds,
-                order_lines=view.lines,
-            )
-            context.update(returns_card.returns_context(rt, card, context["locale"]))
+            context = await shopper.page_context(rt, t, view)
             contexts.append(context)
         constant = shopper._context(rt, "bench-token", sample_view())  # type: ignore[arg-type]
         for context in [*contexts, constant]:

@@ -450,6 +450,21 @@ async def page_response(
     rform: returns_card.ReturnForm | None = None,
 ) -> Response[Any]:
     """The page (or one of its blocks) with every card's data: delivery changes, returns."""
+    context = await page_context(rt, token, view, saved=saved, rform=rform)
+    return render(
+        request, PAGE, context, block=block, status_code=status_code, headers=PAGE_HEADERS
+    )
+
+
+async def page_context(
+    rt: RT,
+    token: str,
+    view: orders.TrackingView,
+    *,
+    saved: str | None = None,
+    rform: returns_card.ReturnForm | None = None,
+) -> dict[str, Any]:
+    """What the whole page renders: the view, and the delivery and returns cards' data."""
     context = _context(
         rt,
         token,
@@ -467,9 +482,7 @@ async def page_response(
         order_lines=view.lines,  # read by the page's query already
     )
     context.update(returns_card.returns_context(rt, card, context["locale"], rform))
-    return render(
-        request, PAGE, context, block=block, status_code=status_code, headers=PAGE_HEADERS
-    )
+    return context
 
 
 async def _delivery_options(rt: RT, view: orders.TrackingView) -> delivery.DeliveryOptions | None:
