@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 from msgspec import Meta, Struct
 
 from portal.services import api_keys, delivery, orders, returns, stores
@@ -87,12 +87,14 @@ class ShopApi(Controller):
     security = [{"BearerToken": []}]
 
     @put("/stores/{code:str}", summary="Create or replace a store")
-    async def put_store(self, rt: RT, code: FromPath[Code], data: StoreIn) -> Response[StoreOut]:
+    async def put_store(
+        self, rt: RT, code: FromPath[Code], data: JSONBody[StoreIn]
+    ) -> Response[StoreOut]:
         store, created = await stores.put_store(rt, code, data)
         return Response(StoreOut(**store), status_code=201 if created else 200)
 
     @post("/orders", summary="Create an order (idempotent on external_id)")
-    async def create_order(self, rt: RT, data: OrderIn) -> Response[OrderReceiptOut]:
+    async def create_order(self, rt: RT, data: JSONBody[OrderIn]) -> Response[OrderReceiptOut]:
         receipt, created = await orders.create_order(rt, data)
         body = OrderReceiptOut(
             receipt.id, receipt.external_id, receipt.status, receipt.tracking_url
@@ -105,7 +107,7 @@ class ShopApi(Controller):
 
     @post("/orders/{external_id:str}/events", summary="Record a fulfilment event")
     async def post_event(
-        self, rt: RT, external_id: FromPath[ExternalId], data: EventIn
+        self, rt: RT, external_id: FromPath[ExternalId], data: JSONBody[EventIn]
     ) -> Response[EventOut]:
         outcome = await orders.record_event(rt, external_id, data)
         body = EventOut(outcome.external_id, outcome.status, outcome.event_id, outcome.duplicate)
@@ -139,13 +141,13 @@ class ShopApi(Controller):
 
     @post("/changes/{change_id:int}/accept", summary="Accept a requested delivery change")
     async def accept_change(
-        self, rt: RT, change_id: RowId, data: DecisionIn | None = None
+        self, rt: RT, change_id: RowId, data: JSONBody[DecisionIn | None] = None
     ) -> dict[str, Any]:
         return await delivery.decide(rt, change_id, accept=True)
 
     @post("/changes/{change_id:int}/reject", summary="Reject a requested delivery change")
     async def reject_change(
-        self, rt: RT, change_id: RowId, data: DecisionIn | None = None
+        self, rt: RT, change_id: RowId, data: JSONBody[DecisionIn | None] = None
     ) -> dict[str, Any]:
         return await delivery.decide(
             rt, change_id, accept=False, reason=data.reason if data else None
@@ -174,11 +176,15 @@ class ShopApi(Controller):
         return await returns.approve(rt, return_id)
 
     @post("/returns/{return_id:int}/reject", summary="Reject a return, saying why")
-    async def reject_return(self, rt: RT, return_id: RowId, data: ReasonIn) -> dict[str, Any]:
+    async def reject_return(
+        self, rt: RT, return_id: RowId, data: JSONBody[ReasonIn]
+    ) -> dict[str, Any]:
         return await returns.reject(rt, return_id, data.reason)
 
     @post("/returns/{return_id:int}/label", summary="The courier label for a return")
-    async def label_return(self, rt: RT, return_id: RowId, data: LabelIn) -> dict[str, Any]:
+    async def label_return(
+        self, rt: RT, return_id: RowId, data: JSONBody[LabelIn]
+    ) -> dict[str, Any]:
         return await returns.set_label(rt, return_id, data.url, data.carrier, data.tracking_number)
 
     @post("/returns/{return_id:int}/in_transit", summary="The return is on its way back")
@@ -193,13 +199,15 @@ class ShopApi(Controller):
         "/returns/{return_id:int}/inspect",
         summary="Accept or reject each returned line; a pending refund follows for what is accepted",
     )
-    async def inspect_return(self, rt: RT, return_id: RowId, data: InspectIn) -> dict[str, Any]:
+    async def inspect_return(
+        self, rt: RT, return_id: RowId, data: JSONBody[InspectIn]
+    ) -> dict[str, Any]:
         verdicts = [returns.VerdictIn(v.line_id, v.accepted, v.reason) for v in data.lines]
         return await returns.inspect(rt, return_id, verdicts)
 
     @post("/orders/{external_id:str}/refunds", summary="Start a refund on an order")
     async def create_refund(
-        self, rt: RT, external_id: FromPath[ExternalId], data: RefundIn
+        self, rt: RT, external_id: FromPath[ExternalId], data: JSONBody[RefundIn]
     ) -> Response[dict[str, Any]]:
         body = await returns.create_refund(
             rt, external_id, data.amount, data.reason, data.return_id
@@ -214,5 +222,7 @@ class ShopApi(Controller):
         "/refunds/{refund_id:int}",
         summary="Move a refund on: pending -> processing -> paid | failed",
     )
-    async def patch_refund(self, rt: RT, refund_id: RowId, data: RefundPatchIn) -> dict[str, Any]:
+    async def patch_refund(
+        self, rt: RT, refund_id: RowId, data: JSONBody[RefundPatchIn]
+    ) -> dict[str, Any]:
         return await returns.update_refund(rt, refund_id, data.status, data.reason)

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromQuery
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 
@@ -61,7 +62,7 @@ class ClerkController(Controller):
 
     @get("/login", name="clerk_login")
     async def login_form(
-        self, request: Request[Any, Any, Any], rt: RT, next: str | None = None
+        self, request: Request[Any, Any, Any], rt: RT, next: FromQuery[str | None] = None
     ) -> Response[Any]:
         try:
             await current_staff(request, rt)
@@ -116,8 +117,8 @@ class ClerkController(Controller):
         request: Request[Any, Any, Any],
         rt: RT,
         staff: Staff,
-        store: str | None = None,
-        q: str | None = None,
+        store: FromQuery[str | None] = None,
+        q: FromQuery[str | None] = None,
     ) -> Response[Any]:
         """The store's pickup queue. `?store=CODE` narrows it to one store (another store's
         code is a 404), `?q=` searches it; htmx's poll gets only the `queue` block."""
@@ -158,7 +159,11 @@ class ClerkController(Controller):
 
     @get("/audit", name="clerk_audit")
     async def audit(
-        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, before: int | None = None
+        self,
+        request: Request[Any, Any, Any],
+        rt: RT,
+        staff: Staff,
+        before: FromQuery[int | None] = None,
     ) -> Response[Any]:
         page = await staff_service.audit_page(rt, staff, before=before)
         return render(

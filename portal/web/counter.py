@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_time
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromQuery
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
@@ -115,7 +116,7 @@ class CounterController(Controller):
         rt: RT,
         staff: Staff,
         order_id: RowId,
-        done: str | None = None,
+        done: FromQuery[str | None] = None,
     ) -> Response[Any]:
         return await self._order_page(
             request, rt, staff, order_id, notice=done if done in DONE else None
@@ -154,7 +155,7 @@ class CounterController(Controller):
         rt: RT,
         staff: Staff,
         order_id: RowId,
-        code: str | None = None,
+        code: FromQuery[str | None] = None,
     ) -> Response[Any]:
         # Opened by the order page's code form or by scanning the shopper's QR code. The
         # code is checked (and wrong ones counted) only when the clerk confirms.

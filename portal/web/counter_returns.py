@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromQuery
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
@@ -98,7 +99,7 @@ class CounterReturnsController(Controller):
         request: Request[Any, Any, Any],
         staff: CurrentStaff,
         *,
-        code: str = "",
+        code: FromQuery[str] = "",
         error: str | None = None,
         status_code: int = 200,
     ) -> Response[Any]:
@@ -182,8 +183,8 @@ class CounterReturnsController(Controller):
         rt: RT,
         staff: Staff,
         return_id: RowId,
-        code: str | None = None,
-        done: str | None = None,
+        code: FromQuery[str | None] = None,
+        done: FromQuery[str | None] = None,
     ) -> Response[Any]:
         # Opened by the find form, or by scanning the QR on the shopper's page, which
         # carries the code: one that is not this return's finds nothing.

@@ -22,7 +22,7 @@ from portal.services import pickup as pickup_service
 from portal.services.errors import ServiceError
 from portal.templating import translate
 from portal.web import delivery_card, pickup_card, returns_card
-from portal.web.deps import RT
+from portal.web.deps import RT, RowId
 from portal.web.labels import PAGE_WORDS
 from portal.web.limits import MissLimiter
 from portal.web.render import render
@@ -275,7 +275,7 @@ class ShopperController(Controller):
 
     @post("/{token:str}/parcels/{shipment_id:int}/store", name="track_parcel_switch")
     async def parcel_to_store(
-        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: int
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: RowId
     ) -> Response[Any]:
         return await self._store(request, rt, token, shipment_id)
 
@@ -344,7 +344,7 @@ class ShopperController(Controller):
 
     @post("/{token:str}/parcels/{shipment_id:int}/day", name="track_day")
     async def change_day(
-        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: int
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: RowId
     ) -> Response[Any]:
         view, values, version = await self._delivery_form(request, rt, token)
         if view is None:
@@ -362,7 +362,7 @@ class ShopperController(Controller):
 
     @post("/{token:str}/parcels/{shipment_id:int}/instructions", name="track_instructions")
     async def change_instructions(
-        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: int
+        self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: RowId
     ) -> Response[Any]:
         view, values, version = await self._delivery_form(request, rt, token)
         if view is None:
