@@ -18,6 +18,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, get
 from litestar.config.compression import CompressionConfig
 from litestar.params import FromPath
+from litestar.utils.scope.state import ScopeState
 
 from portal.app import _static_version, security_headers
 from portal.domain.order import Fulfilment, OrderStatus, progress
@@ -95,13 +96,13 @@ def create_app() -> Litestar:
     env = make_environment()
     versions = _static_version()
     env.globals["static"] = lambda name: f"/static/{name}?v={versions.get(name, '0')}"
-    env.globals["csrf_token"] = lambda: CSRF_TOKEN
     env.globals["dev_inbox"] = False
     rt = SimpleNamespace(templates=env, settings=Settings(secret_key=CSRF_TOKEN))
     view = sample_view()
 
     @get("/t/{token:str}")
     async def page(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[Any]:
+        ScopeState.from_scope(request.scope).csrf_token = CSRF_TOKEN  # as the middleware would
         return render(
             request,
             PAGE,

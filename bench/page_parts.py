@@ -42,8 +42,8 @@ from tracking_page import BENCH_SECRET  # noqa: E402
 from portal.app import create_app  # noqa: E402
 from portal.services import orders  # noqa: E402
 from portal.settings import Settings  # noqa: E402
-from portal.templating import page_gettext  # noqa: E402
 from portal.web import shopper  # noqa: E402
+from portal.web.render import page_callables  # noqa: E402
 
 BATCH = 200
 
@@ -119,8 +119,7 @@ async def main(args: argparse.Namespace) -> None:
             contexts.append(context)
         constant = shopper._context(rt, "bench-token", sample_view())  # type: ignore[arg-type]
         for context in [*contexts, constant]:
-            gettext = page_gettext(context["locale"])
-            context.update({"_": gettext, "gettext": gettext, "csrf_token": lambda: "x" * 43})
+            context.update(page_callables(context["locale"], "x" * 43))  # as web.render does
         template = rt.templates.get_template(shopper.PAGE)
 
         async def sample_render(i: int) -> None:

@@ -7,9 +7,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from jinja2 import pass_context
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
@@ -43,7 +41,6 @@ from portal.web.dev import DevController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.health import healthz, metrics, readyz
 from portal.web.limits import LoginLimiter, MissLimiter
-from portal.web.render import csrf_value
 from portal.web.returns_card import ReturnsController
 from portal.web.shopper import ShopperController
 from portal.web.webhooks import MessageBirdWebhooks
@@ -78,11 +75,6 @@ def security_headers(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def _csrf_token(context: Any) -> str:
-    request = context.get("request")
-    return "" if request is None else csrf_value(request) or ""
-
-
 def _static_version() -> dict[str, str]:
     """Content hashes for cache busting: static files are cached for a year."""
     versions = {}
@@ -104,7 +96,6 @@ def create_app(
     with_scheduler = settings.run_scheduler if run_scheduler is None else run_scheduler
     versions = _static_version()
     rt.templates.globals["static"] = lambda name: f"/static/{name}?v={versions.get(name, '0')}"
-    rt.templates.globals["csrf_token"] = pass_context(_csrf_token)
     rt.templates.globals["dev_inbox"] = (
         not settings.production and not settings.messagebird_access_key
     )

@@ -23,10 +23,9 @@ def render(
 ) -> Response[str]:
     """The whole page, or only `block` (whose name is the element id HTMX swaps)."""
     env = request.app.state.rt.templates
-    # Plain callables for what pages call most, `_()` and `csrf_token()`: Jinja calls them
-    # directly, where a context function costs a copy of the context per call in a loop.
-    gettext = page_gettext(context.get("locale") or DEFAULT)
-    ctx = {"request": request, "_": gettext, "gettext": gettext, **_csrf(request), **context}
+    token = ScopeState.from_scope(request.scope).csrf_token
+    csrf = token if isinstance(token, str) else ""  # routes the CSRF middleware skips: none
+    ctx = {"request": request, **page_callables(context.get("locale"), csrf), **context}
     if block is None:
         html = env.get_template(name).render(ctx)
     else:
@@ -34,13 +33,9 @@ def render(
     return Response(html, status_code=status_code, media_type=MediaType.HTML, headers=headers)
 
 
-def csrf_value(request: Request[Any, Any, Any]) -> str | None:
-    """The CSRF token the middleware set for this request (None on routes it skips)."""
-    token = ScopeState.from_scope(request.scope).csrf_token
-    return token if isinstance(token, str) else None
-
-
-def _csrf(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    # Without a token here, the environment's `csrf_token` global answers.
-    token = csrf_value(request)
-    return {} if token is None else {"csrf_token": lambda: token}
+def page_callables(locale: str | None, csrf_token: str) -> dict[str, Any]:
+    """What pages call most, `_()` and `csrf_token()`, bound for one render as plain
+    callables: Jinja calls them directly, where a context function costs a copy of the
+    whole context for each call inside a loop or after a `{% set %}` block."""
+    gettext = page_gettext(locale or DEFAULT)
+    return {"_": gettext, "gettext": gettext, "csrf_token": lambda: csrf_token}
