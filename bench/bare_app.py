@@ -1,17 +1,31 @@
-"""The "bare Litestar" baseline for bench/tracking_page.py.
+"""The "bare Litestar" baselines for bench/tracking_page.py.
 
 The tracking page's template, rendered by the app's own Jinja environment and render helper
-from a constant, realistic TrackingView, with the app's compression setting, the same response
-headers and no database. `uvicorn bare_app:create_app --factory` (run by the benchmark).
+from constants, with the app's compression setting, the same response headers and no database
+while serving. `uvicorn bare_app:create_app --factory` (run by the benchmark). Two kinds of
+constants (env `BARE_PAGES`):
 
-What it leaves out on purpose, so that the gap to the real page is what the page costs on top
-of "Litestar + this template": the database, view building (phone mask, time zone lookup) and
-the CSRF middleware (the page's csrf_token() gets a constant).
+- `constant` (default): one realistic TrackingView for every request, a delivered home
+  delivery with 3 lines and 5 events, and no delivery or returns card.
+- `sample`: the very pages the load asks for. At start-up (before it answers /healthz) the
+  app reads each token of the benchmark's sample (`BARE_SAMPLE`, the tokens file) from the
+  database (`BARE_DATABASE_URL`) through the app's own services, keeps each page's whole
+  context in memory and closes the database; a request renders its token's context. So the
+  two apps render the same HTML for the same request, and the gap between them is only what
+  the page costs beyond rendering it (the lookup, the view, the cards' data, the CSRF
+  middleware), not a difference in content.
+
+What both leave out on purpose: the database, view building (phone mask, time zone lookup)
+and the CSRF middleware (the page's csrf_token() gets a constant).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,14 +34,17 @@ from litestar.config.compression import CompressionConfig
 from litestar.params import FromPath
 from litestar.utils.scope.state import ScopeState
 
+from portal import db
 from portal.app import _static_version, security_headers
 from portal.domain.order import Fulfilment, OrderStatus, progress
 from portal.domain.phone import mask
+from portal.runtime import build_runtime
+from portal.services import orders
 from portal.services.orders import TrackingState, TrackingView
 from portal.settings import Settings
 from portal.templating import make_environment
 from portal.web.render import render
-from portal.web.shopper import PAGE, PRIVATE_HEADERS, _context
+from portal.web.shopper import PAGE, PRIVATE_HEADERS, _context, page_context
 
 CSRF_TOKEN = "bench-constant-csrf-token-0123456789abcdef"  # noqa: S105
 
@@ -92,23 +109,47 @@ def sample_view() -> TrackingView:
     )
 
 
+async def sample_contexts(database_url: str, sample: Path) -> dict[str, dict[str, Any]]:
+    """Each sample token's page context, as the app builds it, read once."""
+    rt = build_runtime(Settings(database_url=database_url, run_scheduler=False))
+    db.bind(rt.engine)
+    await db.start(rt.engine)
+    try:
+        contexts = {}
+        for line in sample.read_text().splitlines()[1:]:
+            token = line.split("\t")[0]
+            view = await orders.tracking_page(rt, token)
+            if view is not None:
+                contexts[token] = await page_context(rt, token, view)
+        return contexts
+    finally:
+        await db.stop(rt.engine)
+
+
 def create_app() -> Litestar:
     env = make_environment()
     versions = _static_version()
     env.globals["static"] = lambda name: f"/static/{name}?v={versions.get(name, '0')}"
     env.globals["dev_inbox"] = False
     rt = SimpleNamespace(templates=env, settings=Settings(secret_key=CSRF_TOKEN))
-    view = sample_view()
+    constant = _context(rt, "bench-token-0123456789", sample_view())  # type: ignore[arg-type]
+    pages: dict[str, dict[str, Any]] = {}
+    headers = {**PRIVATE_HEADERS, "Cache-Control": "no-store"}
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if os.environ.get("BARE_PAGES", "constant") == "sample":
+            pages.update(
+                await sample_contexts(
+                    os.environ["BARE_DATABASE_URL"], Path(os.environ["BARE_SAMPLE"])
+                )
+            )
+        yield
 
     @get("/t/{token:str}")
     async def page(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[Any]:
         ScopeState.from_scope(request.scope).csrf_token = CSRF_TOKEN  # as the middleware would
-        return render(
-            request,
-            PAGE,
-            _context(rt, token, view),  # type: ignore[arg-type]
-            headers={**PRIVATE_HEADERS, "Cache-Control": "no-store"},
-        )
+        return render(request, PAGE, pages.get(token, constant), headers=headers)
 
     @get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -116,6 +157,7 @@ def create_app() -> Litestar:
 
     app = Litestar(
         route_handlers=[page, healthz],
+        lifespan=[lifespan],
         # The same setting as portal/app.py.
         compression_config=CompressionConfig(
             backend="gzip", minimum_size=512, gzip_compress_level=6

@@ -8,8 +8,9 @@
 2. Picks a sample of tokens at random across the whole id range (re-derived from the stored
    salts, so --reuse needs no state besides the database) and writes it to --workdir.
 3. Loads, with the same wrk settings: a bare Litestar app rendering the same template
-   (bench/bare_app.py), then `python -m portal serve`: the page, and the live fragment with
-   the right If-None-Match (304). Prints requests/s, p50, p99, the ratios and the targets,
+   (bench/bare_app.py) from one constant view ("bare baseline") and from the sample's own
+   pages held in memory ("bare same pages"), then `python -m portal serve`: the page, and
+   the live fragment with the right If-None-Match (304). Prints requests/s, p50, p99, the ratios and the targets,
    the CPU split during each run, and the gzip size of a first page load.
 4. --explain prints EXPLAIN (ANALYZE, BUFFERS) of the exact SQL the page runs (captured from
    the app's own service functions) for tokens at the start, middle and end of the id range.
@@ -1391,6 +1392,15 @@ async def explain(args: argparse.Namespace, sample: list[Sample]) -> None:
         return await original(self, query, args)
 
     engine_cls._run_in_pool = spy  # type: ignore[attr-defined]  # slots: patch the class
+    # The page's and the poll's reads go straight to the pool (db.fetch_row), past Piccolo.
+    fetch_row = getattr(db, "fetch_row", None)
+
+    async def spy_row(engine: Any, sql: str, *params: Any) -> Any:
+        captured.append((db.dollar_params(sql), list(params)))
+        return await fetch_row(engine, sql, *params)  # type: ignore[misc]
+
+    if fetch_row is not None:
+        db.fetch_row = spy_row  # type: ignore[assignment]
     conn = await asyncpg.connect(pg_url(args))
     try:
         by_id = sorted(sample, key=lambda s: s.order_id)
@@ -1494,6 +1504,8 @@ async def explain(args: argparse.Namespace, sample: list[Sample]) -> None:
         print("\n".join(r[0] for r in plan))
     finally:
         engine_cls._run_in_pool = original  # type: ignore[attr-defined]
+        if fetch_row is not None:
+            db.fetch_row = fetch_row  # type: ignore[assignment]
         await conn.close()
         await db.stop(rt.engine)
 
@@ -1540,7 +1552,7 @@ def print_table(
         f"{'errors':>7}{'B/resp':>7} | {'CPU ms/req app':>14}{'pg':>6}{'wrk':>6}"
         f"{'alone req/s':>12} | {'cores busy app':>14}{'pg':>5}{'wrk':>5}{'other':>6}",
     ]
-    for key in ("bare", "page", "poll"):
+    for key in ("bare", "same", "page", "poll"):
         r = results.get(key)
         if r is None:
             continue
@@ -1562,12 +1574,14 @@ def print_table(
     if any(not r.clean for r in results.values()):
         out.append(f"* no run of this case had other work below {CLEAN_OTHER} cores: disturbed.")
     out.append("")
-    if "bare" in results and "page" in results:
-        page, bare = results["page"], results["bare"]
+    for key, name in (("bare", "bare baseline"), ("same", "bare same pages")):
+        if key not in results or "page" not in results:
+            continue
+        page, bare = results["page"], results[key]
         ratio = page.rps / bare.rps
         ok = ratio >= TARGET_RATIO
         out.append(
-            f"tracking page / bare baseline: {ratio:.2f} measured, "
+            f"tracking page / {name + ':':<16} {ratio:.2f} measured, "
             f"{page.alone_rps / bare.alone_rps:.2f} by CPU per request"
             f"  (target >= {TARGET_RATIO})  {'OK' if ok else 'MISSED'}"
         )
@@ -1637,7 +1651,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-load", action="store_true", help="seed (and explain) only")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare baseline")
     parser.add_argument(
-        "--cases", default="bare,page,poll", help="which loads to run (comma-separated)"
+        "--cases",
+        default="bare,same,page,poll",
+        help="which loads to run (comma-separated): bare (one constant view), same (the"
+        " sample's own pages from memory), page, poll",
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the data")
     parser.add_argument(
@@ -1710,10 +1727,14 @@ def _run(args: argparse.Namespace) -> int:
     pythonpath = f"{ROOT / 'bench'}:{ROOT}"
     results: dict[str, RunResult] = {}
 
-    if "bare" in cases and not args.no_bare:
+    # The bare baselines: one constant view, and the sample's own pages held in memory.
+    baselines = {"bare": ("constant", "bare baseline"), "same": ("sample", "bare same pages")}
+    for key, (pages, label) in baselines.items():
+        if key not in cases or args.no_bare:
+            continue
         port = free_port()
         bare = Server(
-            "bare",
+            f"bare-{pages}",
             [
                 PY,
                 "-m",
@@ -1730,14 +1751,20 @@ def _run(args: argparse.Namespace) -> int:
                 "--log-level",
                 "warning",
             ],
-            {**base_env, "PYTHONPATH": pythonpath},
+            {
+                **base_env,
+                "PYTHONPATH": pythonpath,
+                "BARE_PAGES": pages,
+                "BARE_SAMPLE": str(sample_path),
+                "BARE_DATABASE_URL": pg_url(args),
+            },
             port,
             args.workdir,
         )
-        log(f"bare baseline: uvicorn bare_app:create_app, {args.workers} workers, port {port}")
+        log(f"{label}: uvicorn bare_app:create_app (BARE_PAGES={pages}), port {port}")
         bare.start()
         try:
-            results["bare"] = load(args, "bare baseline", bare, page_lua)
+            results[key] = load(args, label, bare, page_lua)
         finally:
             bare.stop()
 

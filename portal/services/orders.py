@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -572,7 +573,7 @@ PAGE_SQL_PG = f"""SELECT {_STATE_COLUMNS}, {_ORDER_COLUMNS},
 WHERE t.token_hash = {{}}"""
 
 
-def _usable_state(rt: Runtime, row: dict[str, Any] | None) -> TrackingState | None:
+def _usable_state(rt: Runtime, row: Mapping[str, Any] | None) -> TrackingState | None:
     if row is None or not tokens.is_usable(row["expires_at"], row["revoked_at"], rt.clock.now()):
         return None
     return TrackingState(row["order_id"], row["version"], row["status"], row["locale"])
@@ -582,8 +583,7 @@ async def tracking_state(rt: Runtime, token: str) -> TrackingState | None:
     """None for unknown, malformed, expired and revoked tokens alike."""
     if not tokens.looks_like_token(token):
         return None
-    rows = await AccessToken.raw(STATE_SQL, tokens.hash_token(token))
-    return _usable_state(rt, rows[0] if rows else None)
+    return _usable_state(rt, await db.fetch_row(rt.engine, STATE_SQL, tokens.hash_token(token)))
 
 
 async def tracking_page(rt: Runtime, token: str) -> TrackingView | None:
@@ -593,8 +593,7 @@ async def tracking_page(rt: Runtime, token: str) -> TrackingView | None:
     if rt.is_sqlite:
         state = await tracking_state(rt, token)
         return None if state is None else await tracking_view(rt, state)
-    rows = await AccessToken.raw(PAGE_SQL_PG, tokens.hash_token(token))
-    row = rows[0] if rows else None
+    row = await db.fetch_row(rt.engine, PAGE_SQL_PG, tokens.hash_token(token))
     state = _usable_state(rt, row)
     if state is None or row is None:
         return None
@@ -618,7 +617,7 @@ async def tracking_view(rt: Runtime, state: TrackingState) -> TrackingView:
 
 def _build_view(
     state: TrackingState,
-    order: dict[str, Any],
+    order: Mapping[str, Any],
     lines: list[dict[str, Any]],
     shipments: list[dict[str, Any]],
     events: list[dict[str, Any]],
@@ -663,7 +662,7 @@ def _build_view(
     )
 
 
-def _pickup_view(order: dict[str, Any], lines: list[dict[str, Any]]) -> PickupView | None:
+def _pickup_view(order: Mapping[str, Any], lines: list[dict[str, Any]]) -> PickupView | None:
     status = order["pickup_status"]
     if status is None:
         return None

@@ -164,7 +164,11 @@ class CounterReturnsController(Controller):
 
     @get("/", name="clerk_returns")
     async def find_form(
-        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, code: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        rt: RT,
+        staff: Staff,
+        code: FromQuery[str | None] = None,
     ) -> Response[Any]:
         """The code form; with `?code=` (a scanner typing into the address bar) it finds."""
         if code is None:
