@@ -333,6 +333,11 @@ class SeedContext:
     next_shipment: int = 1
     next_sms: int = 1
     next_pickup: int = 1
+    next_return: int = 1
+    next_return_line: int = 1
+    next_refund: int = 1
+    next_code: int = 1
+    next_change: int = 1
 
 
 def make_stores() -> tuple[list[tuple[Any, ...]], dict[str, list[int]]]:
@@ -408,6 +413,164 @@ def sms_templates() -> dict[tuple[str, str, bool], tuple[str, str, int]]:
     return out
 
 
+# The shares of orders with a return (of those delivered or collected) and with a delivery
+# change (of home deliveries): the page reads both (EXISTS, and the returns card's rows).
+RETURN_SHARE = 0.08
+CHANGE_SHARE = 0.04
+RETURN_CODE_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"  # portal.domain.returns.CODE_ALPHABET
+
+
+def return_code(rid: int) -> str:
+    """Unique by construction: the id in base 22, 8 characters (22**8 > 5e10)."""
+    out = []
+    for _ in range(8):
+        rid, digit = divmod(rid, len(RETURN_CODE_ALPHABET))
+        out.append(RETURN_CODE_ALPHABET[digit])
+    return "".join(reversed(out))
+
+
+def add_return(
+    ctx: SeedContext,
+    out: dict[str, list[tuple[Any, ...]]],
+    rng: random.Random,
+    oid: int,
+    closed: datetime,
+    store: int | None,
+    country: str,
+    currency: str,
+    unit: int,
+) -> None:
+    """A return of the order's first line, its progress by age, and its refund once done."""
+    created = closed + timedelta(days=rng.uniform(0.5, 12))
+    if created > ctx.now - timedelta(minutes=10):
+        return
+    age_days = (ctx.now - created).total_seconds() / 86_400
+    by_store = store is not None or rng.random() < 0.2
+    return_store = store or (rng.choice(ctx.stores_by_country[country]) if by_store else None)
+    if age_days < 1:
+        status = "requested" if rng.random() < 0.3 else "approved"
+    elif age_days < 4:
+        status = "in_transit" if not by_store else "received"
+    elif age_days < 6:
+        status = "inspected"
+    else:
+        status = "rejected" if rng.random() < 0.05 else "refunded"
+    step = timedelta(hours=rng.uniform(2, 20))
+    approved = created + step if status != "requested" else None
+    received = created + 3 * step if status in ("received", "inspected", "refunded") else None
+    inspected = received + step if received and status != "received" else None
+    rid = ctx.next_return
+    ctx.next_return += 1
+    accepted = {"inspected": 1, "refunded": 1, "rejected": 0}.get(status)
+    out["return_request"].append(
+        (
+            rid,
+            oid,
+            return_code(rid),
+            status,
+            "store" if by_store else "courier",
+            return_store,
+            None if by_store else f"https://labels.example/{rid}.pdf",
+            None if by_store else "BRT",
+            "Not the item sent" if status == "rejected" else None,
+            created,
+            approved,
+            None if by_store else approved,
+            received,
+            inspected,
+            inspected or received or approved or created,
+        )
+    )
+    out["return_line"].append(
+        (
+            ctx.next_return_line,
+            rid,
+            oid * 3,
+            1,
+            rng.choice(("too_small", "too_big", "changed_mind", "damaged")),
+            None,
+            accepted,
+            "Not the item sent" if accepted == 0 else None,
+        )
+    )
+    ctx.next_return_line += 1
+    if status == "refunded" and inspected:
+        paid = inspected + timedelta(days=rng.uniform(0.5, 2))
+        if paid < ctx.now:
+            out["refund"].append(
+                (
+                    ctx.next_refund,
+                    oid,
+                    unit,
+                    currency,
+                    "return",
+                    "paid",
+                    inspected,
+                    paid,
+                    None,
+                    paid,
+                    rid,
+                )
+            )
+            ctx.next_refund += 1
+
+
+def add_change(
+    ctx: SeedContext,
+    out: dict[str, list[tuple[Any, ...]]],
+    rng: random.Random,
+    oid: int,
+    shipment_id: int | None,
+    at: datetime,
+    shipped: bool,
+) -> None:
+    decided = at + timedelta(minutes=rng.uniform(1, 30))
+    if shipped and shipment_id is not None:
+        kind, data = "instructions", {"instructions": {"safe_place": "porch"}}
+    else:
+        kind = "address"
+        data = {
+            "address": {
+                "line1": "Via Nuova 3",
+                "city": "Milano",
+                "postcode": "20121",
+                "country": "IT",
+            }
+        }
+        code_at = at - timedelta(minutes=2)
+        out["one_time_code"].append(
+            (
+                ctx.next_code,
+                oid,
+                "delivery_change",
+                f"{rng.getrandbits(256):064x}",
+                json.dumps(data),
+                0,
+                code_at + timedelta(minutes=10),
+                None,
+                at,
+                code_at,
+            )
+        )
+        ctx.next_code += 1
+    out["delivery_change"].append(
+        (
+            ctx.next_change,
+            oid,
+            shipment_id if shipped else None,
+            kind,
+            "accepted",
+            json.dumps(data),
+            "{}",
+            None,
+            "shop",
+            at,
+            decided,
+        )
+    )
+    ctx.next_change += 1
+
+
 def gen_chunk(ctx: SeedContext, lo: int, hi: int, seed: int) -> dict[str, list[tuple[Any, ...]]]:
     """Rows for orders lo..hi-1 (ids assigned here; events/shipments/sms ids from ctx)."""
     rng = random.Random(seed * 1_000_003 + lo)
@@ -421,6 +584,11 @@ def gen_chunk(ctx: SeedContext, lo: int, hi: int, seed: int) -> dict[str, list[t
         "access_token": [],
         "sms_message": [],
         "pickup": [],
+        "return_request": [],
+        "return_line": [],
+        "refund": [],
+        "one_time_code": [],
+        "delivery_change": [],
     }
     orders_rows, lines_rows, ev_rows = out["orders"], out["order_line"], out["order_event"]
     ship_rows, tok_rows, sms_rows = out["shipment"], out["access_token"], out["sms_message"]
@@ -465,7 +633,7 @@ def gen_chunk(ctx: SeedContext, lo: int, hi: int, seed: int) -> dict[str, list[t
                     "country": code,
                 }
             )
-        total_minor = 0
+        total_minor = first_unit = 0
         set_aside = "ready_for_pickup" in path
         for pos in range(2 if rng.random() < 0.6 else 3):
             sku, name, price = PRODUCTS[rng.randrange(len(PRODUCTS))]
@@ -474,6 +642,8 @@ def gen_chunk(ctx: SeedContext, lo: int, hi: int, seed: int) -> dict[str, list[t
             total_minor += unit * qty
             ready = qty if set_aside else 0
             lines_rows.append((oid * 3 + pos, oid, pos, sku, name, qty, unit, ready))
+            if pos == 0:
+                first_unit = unit
         if pickup:
             pstatus = PICKUP_STATUS.get(path[-1], "preparing")
             ready_at = times[path.index("ready_for_pickup")] if set_aside else None
@@ -532,6 +702,14 @@ def gen_chunk(ctx: SeedContext, lo: int, hi: int, seed: int) -> dict[str, list[t
                     last_at,
                 )
             )
+        if status in ("delivered", "collected") and rng.random() < RETURN_SHARE:
+            add_return(ctx, out, rng, oid, last_at, store, code, currency, first_unit)
+        if not pickup and rng.random() < CHANGE_SHARE:
+            # An address change confirmed by SMS code before dispatch, accepted by the shop;
+            # or, once shipped, courier instructions.
+            at = placed + td(minutes=rng.uniform(5, 60))
+            if at < now:
+                add_change(ctx, out, rng, oid, shipment_id, at, "shipped" in path)
         salt = tokens.new_salt()
         token = tokens.derive_token(BENCH_SECRET, salt)
         expires = last_at + td(days=90 if closed_at else 365)
@@ -627,6 +805,71 @@ def gen_chunk(ctx: SeedContext, lo: int, hi: int, seed: int) -> dict[str, list[t
 
 
 COLUMNS = {
+    "return_request": [
+        "id",
+        "order",
+        "code",
+        "status",
+        "method",
+        "store",
+        "label_url",
+        "label_carrier",
+        "rejection_reason",
+        "created_at",
+        "approved_at",
+        "label_at",
+        "received_at",
+        "inspected_at",
+        "updated_at",
+    ],
+    "return_line": [
+        "id",
+        "return_request",
+        "order_line",
+        "quantity",
+        "reason",
+        "note",
+        "accepted_quantity",
+        "rejection_reason",
+    ],
+    "refund": [
+        "id",
+        "order",
+        "amount_minor",
+        "currency",
+        "reason",
+        "status",
+        "created_at",
+        "updated_at",
+        "failure_reason",
+        "paid_at",
+        "return_request",
+    ],
+    "one_time_code": [
+        "id",
+        "order",
+        "purpose",
+        "code_hash",
+        "pending",
+        "attempts",
+        "expires_at",
+        "locked_until",
+        "used_at",
+        "created_at",
+    ],
+    "delivery_change": [
+        "id",
+        "order",
+        "shipment",
+        "kind",
+        "status",
+        "data",
+        "previous",
+        "reason",
+        "decided_by",
+        "requested_at",
+        "decided_at",
+    ],
     "store": ["id", "code", "name", "address", "timezone", "phone", "opening_hours"],
     "customer": ["id", "phone", "name", "email", "locale", "created_at"],
     "orders": [
@@ -724,6 +967,11 @@ COLUMNS = {
     ],
 }
 SEQUENCES = [
+    "return_request",
+    "return_line",
+    "refund",
+    "one_time_code",
+    "delivery_change",
     "store",
     "customer",
     "orders",
@@ -1474,7 +1722,8 @@ async def explain(args: argparse.Namespace, sample: list[Sample]) -> None:
         else:
             print(
                 "every history table (orders, customer, access_token, order_line, shipment, "
-                "order_event) is reached by an index scan"
+                "order_event, pickup, return_request, refund, one_time_code, delivery_change) "
+                "is reached by an index scan"
             )
         # The outbox sweep (SKIP LOCKED claim), the other per-row lookup that must stay flat.
         query = (
