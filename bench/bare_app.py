@@ -44,7 +44,7 @@ from portal.services.orders import TrackingState, TrackingView
 from portal.settings import Settings
 from portal.templating import make_environment
 from portal.web.render import render
-from portal.web.shopper import PAGE, PRIVATE_HEADERS, _context, page_context
+from portal.web.shopper import PAGE, PAGE_HEADERS, _context, page_context
 
 CSRF_TOKEN = "bench-constant-csrf-token-0123456789abcdef"  # noqa: S105
 
@@ -109,6 +109,11 @@ def sample_view() -> TrackingView:
     )
 
 
+def sample_tokens(sample: Path) -> list[str]:
+    """The tokens of the sample file tracking_page.py writes (a header line, then TSV)."""
+    return [line.split("\t")[0] for line in sample.read_text().splitlines()[1:]]
+
+
 async def sample_contexts(database_url: str, sample: Path) -> dict[str, dict[str, Any]]:
     """Each sample token's page context, as the app builds it, read once."""
     rt = build_runtime(Settings(database_url=database_url, run_scheduler=False))
@@ -116,8 +121,7 @@ async def sample_contexts(database_url: str, sample: Path) -> dict[str, dict[str
     await db.start(rt.engine)
     try:
         contexts = {}
-        for line in sample.read_text().splitlines()[1:]:
-            token = line.split("\t")[0]
+        for token in sample_tokens(sample):
             view = await orders.tracking_page(rt, token)
             if view is not None:
                 contexts[token] = await page_context(rt, token, view)
@@ -134,7 +138,6 @@ def create_app() -> Litestar:
     rt = SimpleNamespace(templates=env, settings=Settings(secret_key=CSRF_TOKEN))
     constant = _context(rt, "bench-token-0123456789", sample_view())  # type: ignore[arg-type]
     pages: dict[str, dict[str, Any]] = {}
-    headers = {**PRIVATE_HEADERS, "Cache-Control": "no-store"}
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -149,7 +152,7 @@ def create_app() -> Litestar:
     @get("/t/{token:str}")
     async def page(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[Any]:
         ScopeState.from_scope(request.scope).csrf_token = CSRF_TOKEN  # as the middleware would
-        return render(request, PAGE, pages.get(token, constant), headers=headers)
+        return render(request, PAGE, pages.get(token, constant), headers=PAGE_HEADERS)
 
     @get("/healthz")
     async def healthz() -> dict[str, str]:

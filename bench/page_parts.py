@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bare_app import sample_view  # noqa: E402
+from bare_app import sample_tokens, sample_view  # noqa: E402
 from tracking_page import BENCH_SECRET  # noqa: E402
 
 from portal.app import create_app  # noqa: E402
@@ -94,8 +94,7 @@ def gzip6(html: str) -> bytes:
 
 
 async def main(args: argparse.Namespace) -> None:
-    lines = args.sample.read_text().splitlines()[1:]
-    tokens = [line.split("\t")[0] for line in lines]
+    tokens = sample_tokens(args.sample)
     settings = Settings(
         database_url=f"{args.pg}/{args.db}", secret_key=BENCH_SECRET, run_scheduler=False
     )
