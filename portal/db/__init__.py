@@ -76,18 +76,36 @@ def dollar_params(sql: str) -> str:
     return re.sub(r"\{\}", number, sql)
 
 
+def _direct_pool(engine: Engine) -> asyncpg.Pool | None:
+    """The asyncpg pool, when a read may go straight to it: PostgreSQL, the pool started,
+    and no transaction open in this task (whose own writes the read must see)."""
+    if isinstance(engine, PostgresEngine) and engine.current_transaction.get() is None:
+        pool: asyncpg.Pool | None = engine.pool
+        return pool
+    return None
+
+
 async def fetch_row(engine: Engine, sql: str, *args: object) -> Mapping[str, Any] | None:
     """One row of a read on the hottest paths (the shopper's page and its poll), straight
     from the pool: Piccolo's query machinery and its row-to-dict copy cost more than the
     query. `sql` uses `{}` placeholders; a read inside a transaction (or on SQLite, or with
     no pool yet) goes through Piccolo so that it sees the transaction's writes."""
-    pool = engine.pool if isinstance(engine, PostgresEngine) else None
-    if pool is not None and engine.current_transaction.get() is None:
+    pool = _direct_pool(engine)
+    if pool is not None:
         async with pool.acquire() as connection:
             row: Mapping[str, Any] | None = await connection.fetchrow(dollar_params(sql), *args)
             return row
     rows = await engine.run_querystring(QueryString(sql, *args))
     return rows[0] if rows else None
+
+
+async def fetch_rows(engine: Engine, sql: str, *args: object) -> list[dict[str, Any]]:
+    """All rows of a read, as dicts, by the same road as `fetch_row`."""
+    pool = _direct_pool(engine)
+    if pool is not None:
+        async with pool.acquire() as connection:
+            return [dict(row) for row in await connection.fetch(dollar_params(sql), *args)]
+    return list(await engine.run_querystring(QueryString(sql, *args)))
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

@@ -181,6 +181,30 @@ async def test_what_is_returned_cannot_be_returned_again(client, order):
     assert "This item has already been returned" in again.text
 
 
+async def test_each_return_shows_its_own_items(client, order):
+    first = await start(client, order)
+    mug = order["lines"]["MUG-01"]
+    data = {f"qty_{mug}": "1", f"reason_{mug}": "damaged", "method": "courier"}
+    assert (await post_form(client, order["path"], "returns", data)).status_code == 303
+    second = (
+        await ReturnRequest.select()
+        .where((ReturnRequest.order == order["id"]) & (ReturnRequest.id != first["id"]))
+        .first()
+    )
+    html = (await client.get(order["path"])).text
+    cards = {
+        ret_id: html[html.index(f'id="return-{ret_id}"') :].split("</ul>", 1)[0]
+        for ret_id in (first["id"], second["id"])
+    }
+    assert "T-shirt" in cards[first["id"]] and "Ceramic mug" not in cards[first["id"]]
+    assert "Ceramic mug" in cards[second["id"]] and "T-shirt" not in cards[second["id"]]
+    assert html.index(f'id="return-{first["id"]}"') < html.index(f'id="return-{second["id"]}"')
+    # One T-shirt of two is still returnable; the mug is not.
+    form = (await client.get(order["path"] + "/returns/new")).text
+    assert f'name="qty_{order["lines"]["TSHIRT-M"]}"' in form
+    assert f'name="qty_{mug}"' not in form
+
+
 async def test_a_line_the_shop_marks_non_returnable_is_excluded(client, auth, stores):
     body = await create_order(
         client,
