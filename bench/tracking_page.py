@@ -1631,24 +1631,16 @@ async def explain(args: argparse.Namespace, sample: list[Sample]) -> None:
         Settings(database_url=pg_url(args), secret_key=BENCH_SECRET, run_scheduler=False)
     )
     await db.start(rt.engine)
+    # Every statement the app sends, as asyncpg sends it (through Piccolo, db.fetch_row, or
+    # the batched reads of db.batch), while the service functions below run.
     captured: list[tuple[str, list[Any]]] = []
-    engine_cls = type(rt.engine)
-    original = engine_cls._run_in_pool  # type: ignore[attr-defined]
+    original = asyncpg.connection.Connection._execute
 
-    async def spy(self: Any, query: str, args: Any = None) -> Any:
-        captured.append((query, list(args or [])))
-        return await original(self, query, args)
+    async def spy(self: Any, query: str, params: Any, *rest: Any, **kw: Any) -> Any:
+        captured.append((query, list(params or [])))
+        return await original(self, query, params, *rest, **kw)
 
-    engine_cls._run_in_pool = spy  # type: ignore[attr-defined]  # slots: patch the class
-    # The page's and the poll's reads go straight to the pool (db.fetch_row), past Piccolo.
-    fetch_row = getattr(db, "fetch_row", None)
-
-    async def spy_row(engine: Any, sql: str, *params: Any) -> Any:
-        captured.append((db.dollar_params(sql), list(params)))
-        return await fetch_row(engine, sql, *params)  # type: ignore[misc]
-
-    if fetch_row is not None:
-        db.fetch_row = spy_row  # type: ignore[assignment]
+    asyncpg.connection.Connection._execute = spy  # type: ignore[method-assign]
     conn = await asyncpg.connect(pg_url(args))
     try:
         by_id = sorted(sample, key=lambda s: s.order_id)
@@ -1752,9 +1744,7 @@ async def explain(args: argparse.Namespace, sample: list[Sample]) -> None:
         print(f"-- {sql}")
         print("\n".join(r[0] for r in plan))
     finally:
-        engine_cls._run_in_pool = original  # type: ignore[attr-defined]
-        if fetch_row is not None:
-            db.fetch_row = fetch_row  # type: ignore[assignment]
+        asyncpg.connection.Connection._execute = original  # type: ignore[method-assign]
         await conn.close()
         await db.stop(rt.engine)
 

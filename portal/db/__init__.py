@@ -16,6 +16,8 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
 
+from portal.db.batch import KeyedReads
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
@@ -108,6 +110,27 @@ async def fetch_rows(engine: Engine, sql: str, *args: object) -> list[dict[str, 
     return list(await engine.run_querystring(QueryString(sql, *args)))
 
 
+# Per started pool: its batched readers, one per query (portal/db/batch.py).
+_KEYED: dict[int, dict[str, KeyedReads]] = {}
+
+
+async def fetch_by_key(
+    engine: Engine, sql: str, key_column: str, key: Any
+) -> Mapping[str, Any] | None:
+    """The row of `key`, read together with the other readers of the same query waiting at
+    that moment (PostgreSQL only: `sql` selects `key_column` and takes the array of keys as
+    its `{}`, as in `WHERE x = ANY({})`). Inside a transaction it reads alone, through
+    Piccolo, and sees the transaction's writes."""
+    pool = _direct_pool(engine)
+    if pool is None:
+        return await fetch_row(engine, sql, [key])
+    readers = _KEYED.setdefault(id(pool), {})
+    reader = readers.get(sql)
+    if reader is None:
+        reader = readers[sql] = KeyedReads(pool, dollar_params(sql), key_column)
+    return await reader.get(key)
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Release without asyncpg's default reset (RESET ALL, UNLISTEN, CLOSE ALL, advisory
     unlock): a round trip on every query. We keep no session state; asyncpg still rolls
@@ -121,4 +144,5 @@ async def start(engine: Engine) -> None:
 
 async def stop(engine: Engine) -> None:
     if isinstance(engine, PostgresEngine) and engine.pool is not None:
+        _KEYED.pop(id(engine.pool), None)
         await engine.close_connection_pool()

@@ -535,6 +535,9 @@ _FROM_LINK = """FROM access_token t JOIN orders o ON o.id = t."order"
 _JOIN_STORE_PICKUP = """LEFT JOIN store s ON s.id = o.store
      LEFT JOIN pickup p ON p."order" = o.id"""
 STATE_SQL = f"SELECT {_STATE_COLUMNS} {_FROM_LINK} WHERE t.token_hash = {{}}"
+# PostgreSQL: the reads of one worker that wait at the same moment go together (db.batch).
+STATE_SQL_PG = f"""SELECT t.token_hash, {_STATE_COLUMNS} {_FROM_LINK}
+WHERE t.token_hash = ANY({{}})"""
 ORDER_SQL = f"""SELECT {_ORDER_COLUMNS}
 FROM orders o JOIN customer c ON c.id = o.customer {_JOIN_STORE_PICKUP}
 WHERE o.id = {{}}"""
@@ -559,8 +562,9 @@ SHIPMENTS_SQL = (
 )
 EVENTS_SQL = """SELECT type, occurred_at, shipment, note FROM order_event WHERE "order" = {}
 ORDER BY occurred_at DESC, id DESC"""
-# PostgreSQL: the whole page in one round trip (lines, parcels and events as arrays of rows).
-PAGE_SQL_PG = f"""SELECT {_STATE_COLUMNS}, {_ORDER_COLUMNS},
+# PostgreSQL: the whole page in one round trip (lines, parcels and events as arrays of rows),
+# with the other pages the worker is waiting for at that moment (db.batch).
+PAGE_SQL_PG = f"""SELECT t.token_hash, {_STATE_COLUMNS}, {_ORDER_COLUMNS},
   ARRAY(SELECT ROW({", ".join("l." + c for c in LINE_COLUMNS)})
         FROM order_line l
         WHERE l."order" = o.id ORDER BY l.position) AS lines,
@@ -570,7 +574,7 @@ PAGE_SQL_PG = f"""SELECT {_STATE_COLUMNS}, {_ORDER_COLUMNS},
   ARRAY(SELECT ROW(e.type, e.occurred_at, e.shipment, e.note) FROM order_event e
         WHERE e."order" = o.id ORDER BY e.occurred_at DESC, e.id DESC) AS events
 {_FROM_LINK} {_JOIN_STORE_PICKUP}
-WHERE t.token_hash = {{}}"""
+WHERE t.token_hash = ANY({{}})"""
 
 
 def _usable_state(rt: Runtime, row: Mapping[str, Any] | None) -> TrackingState | None:
@@ -583,7 +587,10 @@ async def tracking_state(rt: Runtime, token: str) -> TrackingState | None:
     """None for unknown, malformed, expired and revoked tokens alike."""
     if not tokens.looks_like_token(token):
         return None
-    return _usable_state(rt, await db.fetch_row(rt.engine, STATE_SQL, tokens.hash_token(token)))
+    hashed = tokens.hash_token(token)
+    if rt.is_sqlite:
+        return _usable_state(rt, await db.fetch_row(rt.engine, STATE_SQL, hashed))
+    return _usable_state(rt, await db.fetch_by_key(rt.engine, STATE_SQL_PG, "token_hash", hashed))
 
 
 async def tracking_page(rt: Runtime, token: str) -> TrackingView | None:
@@ -593,7 +600,7 @@ async def tracking_page(rt: Runtime, token: str) -> TrackingView | None:
     if rt.is_sqlite:
         state = await tracking_state(rt, token)
         return None if state is None else await tracking_view(rt, state)
-    row = await db.fetch_row(rt.engine, PAGE_SQL_PG, tokens.hash_token(token))
+    row = await db.fetch_by_key(rt.engine, PAGE_SQL_PG, "token_hash", tokens.hash_token(token))
     state = _usable_state(rt, row)
     if state is None or row is None:
         return None

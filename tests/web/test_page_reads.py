@@ -1,14 +1,29 @@
 """The page's own reads (`orders.tracking_state`, `orders.tracking_page`): straight from the
-pool on PostgreSQL, yet inside a write transaction they see what it wrote."""
+pool on PostgreSQL, the reads waiting at one moment together in one query (db.batch), yet
+each sees what was committed before it was asked, and inside a write transaction what that
+transaction wrote."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 
-from portal import db
+from portal import db, metrics
+from portal.db.batch import KeyedReads
 from portal.db.tables import AccessToken
+from portal.domain import tokens
 from portal.services import orders
 from tests.web.helpers import create_order, path_of
+
+
+def token_of(body: dict) -> str:
+    return path_of(body["tracking_url"]).removeprefix("/t/")
+
+
+def counted() -> tuple[float, float]:
+    return metrics.KEYED_READS._value.get(), metrics.KEYED_QUERIES._value.get()
 
 
 class Undo(Exception):
@@ -19,7 +34,7 @@ async def test_a_link_revoked_inside_a_transaction_is_dead_there_and_alive_after
     rt, client, auth
 ):
     body = await create_order(client, auth, external_id="T-READS-1")
-    token = path_of(body["tracking_url"]).removeprefix("/t/")
+    token = token_of(body)
     assert await orders.tracking_state(rt, token) is not None
 
     with pytest.raises(Undo):
@@ -41,3 +56,65 @@ async def test_a_link_revoked_inside_a_transaction_is_dead_there_and_alive_after
 def test_placeholders_are_numbered_for_postgresql_in_order():
     sql = "SELECT 1 FROM t WHERE a = {} AND b IN ({}, {})"
     assert db.dollar_params(sql) == "SELECT 1 FROM t WHERE a = $1 AND b IN ($2, $3)"
+
+
+async def test_pages_read_at_once_each_show_their_own_order(rt, client, auth):
+    """Dozens of shoppers at once: each page shows its own order; an unknown or revoked
+    link is a miss for its reader only. On PostgreSQL they share round trips."""
+    numbers = [f"T-MANY-{i}" for i in range(4)]
+    links = {n: token_of(await create_order(client, auth, external_id=n)) for n in numbers}
+    revoked = token_of(await create_order(client, auth, external_id="T-MANY-REVOKED"))
+    await AccessToken.update({AccessToken.revoked_at: rt.clock.now()}).where(
+        AccessToken.token_hash == tokens.hash_token(revoked)
+    )
+    asked = [*(numbers * 8), "unknown", "revoked"]
+    link = {
+        **links,
+        "unknown": tokens.derive_token("another secret", tokens.new_salt()),
+        "revoked": revoked,
+    }
+    reads_before, queries_before = counted()
+
+    views = await asyncio.gather(*(orders.tracking_page(rt, link[n]) for n in asked))
+    states = await asyncio.gather(*(orders.tracking_state(rt, link[n]) for n in asked))
+
+    for n, view, state in zip(asked, views, states, strict=True):
+        if n in links:
+            assert view is not None and view.order_number == n
+            assert state == view.state
+        else:
+            assert view is None and state is None
+    if not rt.is_sqlite:
+        reads_after, queries_after = counted()
+        reads, queries = reads_after - reads_before, queries_after - queries_before
+        assert reads == 2 * len(asked)
+        assert queries < reads / 4  # 68 reads, a few round trips
+
+
+async def test_a_read_sees_a_revocation_committed_before_it_was_asked(rt, client, auth):
+    token = token_of(await create_order(client, auth, external_id="T-FRESH-1"))
+    other = token_of(await create_order(client, auth, external_id="T-FRESH-2"))
+    first = asyncio.gather(*(orders.tracking_page(rt, other) for _ in range(5)))
+    await AccessToken.update({AccessToken.revoked_at: rt.clock.now()}).where(
+        AccessToken.token_hash == tokens.hash_token(token)
+    )
+    assert await orders.tracking_page(rt, token) is None
+    assert all(view is not None for view in await first)
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_failed_query_fails_its_readers_and_the_next_reads_go_on(rt):
+    broken = KeyedReads(rt.engine.pool, "SELECT k FROM no_such_table WHERE k = ANY($1)", "k")
+    results = await asyncio.wait_for(
+        asyncio.gather(*(broken.get(i) for i in range(5)), return_exceptions=True), timeout=5
+    )
+    assert all(isinstance(r, asyncpg.UndefinedTableError) for r in results)
+
+    reads = KeyedReads(rt.engine.pool, "SELECT k FROM unnest($1::int[]) AS k WHERE k > 0", "k")
+    quitter = asyncio.ensure_future(reads.get(7))
+    others = asyncio.gather(*(reads.get(i) for i in range(-2, 5)))
+    await asyncio.sleep(0)
+    quitter.cancel()  # a reader that gave up does not hold up the others
+    assert [row and row["k"] for row in await others] == [None, None, None, 1, 2, 3, 4]
+    with pytest.raises(asyncpg.UndefinedTableError):  # again at once, not hanging
+        await asyncio.wait_for(broken.get(1), timeout=5)

@@ -1,0 +1,76 @@
+"""Reads by key that wait together: one round trip for the lookups that queued up while the
+previous one was at the database.
+
+The shopper's page and its poll each read one row by the link's token hash. Under load a
+worker has dozens of such reads at once, and each one alone costs a round trip: a pool
+checkout, a protocol exchange, a wake-up of a PostgreSQL backend and of the worker, more
+CPU than the row itself on both sides. `KeyedReads` sends the first read at once (no added
+wait when the worker is quiet) and, while it is out, gathers the reads that arrive after
+it; when it comes back, they all go in one query (`... = ANY($1)`), and so on. A read
+always goes in a query sent after it arrived, so it sees every write committed before it
+was asked for: this is not a cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from portal.metrics import KEYED_QUERIES, KEYED_READS
+
+# Keys per query: a bound on one statement's size and on the wait of the last reader.
+LIMIT = 64
+
+
+class KeyedReads:
+    """One query by key on one pool. `sql` uses `$1` for the array of keys and returns a
+    column `key_column` with each row's key; a key without a row reads None."""
+
+    def __init__(self, pool: asyncpg.Pool, sql: str, key_column: str) -> None:
+        self._pool = pool
+        self._sql = sql
+        self._key_column = key_column
+        self._waiting: dict[Any, list[asyncio.Future[Mapping[str, Any] | None]]] = {}
+        self._sender: asyncio.Task[None] | None = None
+
+    async def get(self, key: Any) -> Mapping[str, Any] | None:
+        future: asyncio.Future[Mapping[str, Any] | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting.setdefault(key, []).append(future)
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        try:
+            while self._waiting:
+                keys = list(self._waiting)[:LIMIT]
+                batch = {key: self._waiting.pop(key) for key in keys}
+                KEYED_QUERIES.inc()
+                KEYED_READS.inc(sum(len(futures) for futures in batch.values()))
+                try:
+                    async with self._pool.acquire() as connection:
+                        rows = await connection.fetch(self._sql, keys)
+                except Exception as exc:  # every reader of this batch gets the error
+                    for futures in batch.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue
+                found = {row[self._key_column]: row for row in rows}
+                for key, futures in batch.items():
+                    for future in futures:
+                        if not future.done():  # a reader that gave up
+                            future.set_result(found.get(key))
+        finally:
+            self._sender = None
+            # Cancelled (the worker is stopping): nobody is left waiting for ever.
+            for futures in self._waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.cancel()
+            self._waiting.clear()
