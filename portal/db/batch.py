@@ -46,6 +46,7 @@ class KeyedReads:
         return await future
 
     async def _send(self) -> None:
+        batch: dict[Any, list[asyncio.Future[Mapping[str, Any] | None]]] = {}
         try:
             while self._waiting:
                 keys = list(self._waiting)[:LIMIT]
@@ -68,8 +69,9 @@ class KeyedReads:
                             future.set_result(found.get(key))
         finally:
             self._sender = None
-            # Cancelled (the worker is stopping): nobody is left waiting for ever.
-            for futures in self._waiting.values():
+            # Cancelled (the worker is stopping): nobody is left waiting for ever, neither
+            # the readers of the query that was out nor those queued behind it.
+            for futures in [*batch.values(), *self._waiting.values()]:
                 for future in futures:
                     if not future.done():
                         future.cancel()

@@ -118,3 +118,21 @@ async def test_a_failed_query_fails_its_readers_and_the_next_reads_go_on(rt):
     assert [row and row["k"] for row in await others] == [None, None, None, 1, 2, 3, 4]
     with pytest.raises(asyncpg.UndefinedTableError):  # again at once, not hanging
         await asyncio.wait_for(broken.get(1), timeout=5)
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_worker_stopping_mid_query_leaves_no_reader_waiting(rt):
+    slow = KeyedReads(
+        rt.engine.pool,
+        "SELECT k FROM unnest($1::int[]) AS k WHERE pg_sleep(0.3) IS NOT NULL",
+        "k",
+    )
+    out = [asyncio.ensure_future(slow.get(1))]
+    await asyncio.sleep(0.05)  # the first query is at the database
+    out += [asyncio.ensure_future(slow.get(k)) for k in (2, 3)]  # queued behind it
+    await asyncio.sleep(0)
+    slow._sender.cancel()  # as when the event loop shuts down
+    results = await asyncio.wait_for(asyncio.gather(*out, return_exceptions=True), timeout=5)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+    row = await asyncio.wait_for(slow.get(4), timeout=5)  # and the next read goes on
+    assert row is not None and row["k"] == 4

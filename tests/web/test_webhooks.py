@@ -12,7 +12,7 @@ from portal.db.tables import SmsMessage
 from portal.services import messaging
 from tests.web.helpers import create_order
 
-SIGNING_KEY = "mb-signing-key-for-tests"
+SIGNING_KEY = "mb-signing-key-for-the-tests-32-bytes+"
 STATUS_PATH = "/webhooks/messagebird/status"
 
 
@@ -111,7 +111,7 @@ async def test_with_a_signing_key_unsigned_forged_or_altered_reports_get_401(
     attempts = [
         {},
         {"MessageBird-Signature-JWT": "not-a-jwt"},
-        {"MessageBird-Signature-JWT": sign(url, key="someone-else")},
+        {"MessageBird-Signature-JWT": sign(url, key="someone-else-with-a-key-of-32-bytes")},
         {"MessageBird-Signature-JWT": sign(url.replace("delivered", "sent"))},
         {"MessageBird-Signature-JWT": sign(url, iss="Mallory")},
         {"MessageBird-Signature-JWT": sign(url, exp=int(time.time()) - 120)},
