@@ -144,5 +144,6 @@ async def start(engine: Engine) -> None:
 
 async def stop(engine: Engine) -> None:
     if isinstance(engine, PostgresEngine) and engine.pool is not None:
-        _KEYED.pop(id(engine.pool), None)
+        pool = engine.pool
         await engine.close_connection_pool()
+        _KEYED.pop(id(pool), None)  # after: a read that came while it closed is gone too

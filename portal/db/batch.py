@@ -14,7 +14,7 @@ was asked for: this is not a cache.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -43,7 +43,16 @@ class KeyedReads:
         self._waiting.setdefault(key, []).append(future)
         if self._sender is None:
             self._sender = asyncio.create_task(self._send())
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # A reader that gave up (its client went away) takes no place in a query.
+            queued = self._waiting.get(key)
+            if queued is not None and future in queued:
+                queued.remove(future)
+                if not queued:
+                    del self._waiting[key]
+            raise
 
     async def _send(self) -> None:
         batch: dict[Any, list[asyncio.Future[Mapping[str, Any] | None]]] = {}
@@ -57,22 +66,34 @@ class KeyedReads:
                     async with self._pool.acquire() as connection:
                         rows = await connection.fetch(self._sql, keys)
                 except Exception as exc:  # every reader of this batch gets the error
-                    for futures in batch.values():
-                        for future in futures:
-                            if not future.done():
-                                future.set_exception(exc)
+                    _fail(batch.values(), exc)
                     continue
                 found = {row[self._key_column]: row for row in rows}
                 for key, futures in batch.items():
                     for future in futures:
                         if not future.done():  # a reader that gave up
                             future.set_result(found.get(key))
+        except asyncio.CancelledError:
+            # The worker is stopping: nobody is left waiting for ever, neither the readers
+            # of the query that was out nor those queued behind it.
+            _fail([*batch.values(), *self._waiting.values()], None)
+            raise
+        except Exception as exc:  # a bug here: its readers see it, not a cancellation
+            _fail([*batch.values(), *self._waiting.values()], exc)
         finally:
             self._sender = None
-            # Cancelled (the worker is stopping): nobody is left waiting for ever, neither
-            # the readers of the query that was out nor those queued behind it.
-            for futures in [*batch.values(), *self._waiting.values()]:
-                for future in futures:
-                    if not future.done():
-                        future.cancel()
             self._waiting.clear()
+
+
+def _fail(
+    waiting: Iterable[list[asyncio.Future[Mapping[str, Any] | None]]], exc: Exception | None
+) -> None:
+    """Each reader still waiting gets `exc`, or is cancelled."""
+    for futures in waiting:
+        for future in futures:
+            if future.done():
+                continue
+            if exc is None:
+                future.cancel()
+            else:
+                future.set_exception(exc)

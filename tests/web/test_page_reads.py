@@ -6,6 +6,7 @@ transaction wrote."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -102,6 +103,53 @@ async def test_a_read_sees_a_revocation_committed_before_it_was_asked(rt, client
     assert all(view is not None for view in await first)
 
 
+@asynccontextmanager
+async def table_locked(rt, table: str):
+    """Reads of `table` wait at the database until the block ends."""
+    blocker = await asyncpg.connect(rt.settings.database_url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+            yield
+    finally:
+        await blocker.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_read_asked_while_a_query_for_its_link_is_out_goes_in_the_next(rt, client, auth):
+    token = token_of(await create_order(client, auth, external_id="T-FRESH-3"))
+    _, queries_before = counted()
+    async with table_locked(rt, "customer"):
+        first = asyncio.ensure_future(orders.tracking_page(rt, token))
+        await asyncio.sleep(0.2)  # its query is at the database, waiting for the lock
+        await AccessToken.update({AccessToken.revoked_at: rt.clock.now()}).where(
+            AccessToken.token_hash == tokens.hash_token(token)
+        )
+        second = asyncio.ensure_future(orders.tracking_page(rt, token))
+        await asyncio.sleep(0.05)
+    await first  # asked before the revocation: either answer is right
+    assert await second is None  # asked after it: never the answer of the query already out
+    assert counted()[1] - queries_before == 2
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_reader_that_gives_up_takes_no_place_in_the_next_query(rt):
+    reads = KeyedReads(rt.engine.pool, "SELECT id AS k FROM store WHERE id = ANY($1)", "k")
+    reads_before, queries_before = counted()
+    async with table_locked(rt, "store"):
+        out = asyncio.ensure_future(reads.get(1))  # the query out
+        await asyncio.sleep(0.1)
+        quitters = [asyncio.ensure_future(reads.get(k)) for k in (2, 3, 3)]
+        stayer = asyncio.ensure_future(reads.get(4))
+        await asyncio.sleep(0)
+        for quitter in quitters:
+            quitter.cancel()
+        await asyncio.sleep(0)
+    assert await out is None and await stayer is None  # no such stores
+    reads_after, queries_after = counted()
+    assert (reads_after - reads_before, queries_after - queries_before) == (2, 2)
+
+
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_a_failed_query_fails_its_readers_and_the_next_reads_go_on(rt):
     broken = KeyedReads(rt.engine.pool, "SELECT k FROM no_such_table WHERE k = ANY($1)", "k")
@@ -116,6 +164,10 @@ async def test_a_failed_query_fails_its_readers_and_the_next_reads_go_on(rt):
     await asyncio.sleep(0)
     quitter.cancel()  # a reader that gave up does not hold up the others
     assert [row and row["k"] for row in await others] == [None, None, None, 1, 2, 3, 4]
+    # A mistake past the query (here a wrong key column) reaches the readers as itself.
+    wrong = KeyedReads(rt.engine.pool, "SELECT k FROM unnest($1::int[]) AS k", "key")
+    with pytest.raises(KeyError):
+        await asyncio.wait_for(wrong.get(1), timeout=5)
     with pytest.raises(asyncpg.UndefinedTableError):  # again at once, not hanging
         await asyncio.wait_for(broken.get(1), timeout=5)
 
