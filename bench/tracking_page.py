@@ -56,6 +56,7 @@ import asyncpg  # noqa: E402
 
 from portal.domain import tokens  # noqa: E402
 from portal.domain.order import EventType, Fulfilment, sms_for  # noqa: E402
+from portal.domain.returns import CODE_ALPHABET  # noqa: E402
 from portal.domain.sms_text import measure  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
@@ -417,15 +418,14 @@ def sms_templates() -> dict[tuple[str, str, bool], tuple[str, str, int]]:
 # change (of home deliveries): the page reads both (EXISTS, and the returns card's rows).
 RETURN_SHARE = 0.08
 CHANGE_SHARE = 0.04
-RETURN_CODE_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"  # portal.domain.returns.CODE_ALPHABET
 
 
 def return_code(rid: int) -> str:
     """Unique by construction: the id in base 22, 8 characters (22**8 > 5e10)."""
     out = []
     for _ in range(8):
-        rid, digit = divmod(rid, len(RETURN_CODE_ALPHABET))
-        out.append(RETURN_CODE_ALPHABET[digit])
+        rid, digit = divmod(rid, len(CODE_ALPHABET))
+        out.append(CODE_ALPHABET[digit])
     return "".join(reversed(out))
 
 

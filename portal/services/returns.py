@@ -115,13 +115,7 @@ async def _lines(order_id: int) -> list[dict[str, Any]]:
 
 
 async def _taken(order_id: int) -> dict[int, int]:
-    rows = await ReturnLine.select(
-        ReturnLine.order_line,
-        ReturnLine.quantity,
-        ReturnLine.accepted_quantity,
-        ReturnLine.return_request.status.as_alias("status"),
-    ).where(ReturnLine.return_request.order == order_id)
-    return _taken_by(rows)
+    return _taken_by(await db.fetch_rows(ReturnRequest._meta.db, RETURN_ROWS_SQL, order_id))
 
 
 def _taken_by(rows: Iterable[Mapping[str, Any]]) -> dict[int, int]:
