@@ -15,7 +15,9 @@ constants (env `BARE_PAGES`):
   the page costs beyond rendering it (the lookup, the view, the cards' data, the CSRF
   middleware), not a difference in content.
 
-What both leave out on purpose: the database, view building (phone mask, time zone lookup)
+Both set their start-up heap aside from the cycle collector once started (portal.app's
+`settle_heap`), as the app's serving processes do; here it also spares the cycle collector
+the sample's contexts. What both leave out on purpose: the database, view building (phone mask, time zone lookup)
 and the CSRF middleware (the page's csrf_token() gets a constant).
 """
 
@@ -35,7 +37,7 @@ from litestar.params import FromPath
 from litestar.utils.scope.state import ScopeState
 
 from portal import db
-from portal.app import _static_version, security_headers
+from portal.app import _static_version, security_headers, settle_heap
 from portal.domain.order import Fulfilment, OrderStatus, progress
 from portal.domain.phone import mask
 from portal.runtime import build_runtime
@@ -147,6 +149,7 @@ def create_app() -> Litestar:
                     os.environ["BARE_DATABASE_URL"], Path(os.environ["BARE_SAMPLE"])
                 )
             )
+        settle_heap(env)  # as the app's serving processes do
         yield
 
     @get("/t/{token:str}")

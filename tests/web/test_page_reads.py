@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
+from piccolo.querystring import QueryString
 from prometheus_client import REGISTRY
 
 from portal import db
@@ -191,3 +192,26 @@ async def test_a_worker_stopping_mid_query_leaves_no_reader_waiting(rt):
     assert all(isinstance(r, asyncio.CancelledError) for r in results), results
     row = await asyncio.wait_for(slow.get(4), timeout=5)  # and the next read goes on
     assert row is not None and row["k"] == 4
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_the_page_query_is_planned_once_not_on_every_read(rt, client, auth):
+    token = token_of(await create_order(client, auth, external_id="T-PLAN-1"))
+    sql = db.dollar_params(orders.PAGE_SQL_PG)
+    pool = db._direct_pool(rt.engine)  # the pool the page's reads go to
+    assert pool is not None
+    async with pool.acquire() as connection:
+        for _ in range(7):
+            rows = await connection.fetch(sql, [tokens.hash_token(token)])
+            assert [r["external_id"] for r in rows] == ["T-PLAN-1"]
+        plans = await connection.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            sql,
+        )
+    # PostgreSQL's default plans such a statement afresh for each of its keys (custom plans).
+    assert (plans["generic_plans"], plans["custom_plans"]) == (7, 0)
+    # The ORM's own queries keep the default: there the values may choose the plan.
+    setting = await rt.engine.run_querystring(
+        QueryString("SELECT current_setting('plan_cache_mode') AS mode")
+    )
+    assert [row["mode"] for row in setting] == ["auto"]
