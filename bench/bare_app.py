@@ -2,8 +2,9 @@
 
 The tracking page's template, rendered by the app's own Jinja environment and render helper
 from constants, with the app's compression setting, the same response headers and no database
-while serving. `uvicorn bare_app:create_app --factory` (run by the benchmark). Two kinds of
-constants (env `BARE_PAGES`):
+while serving. Served as the app is, by portal.serving (uvicorn workers on one port, each
+with its own socket): `python bench/bare_app.py HOST PORT WORKERS` (run by the benchmark).
+Two kinds of constants (env `BARE_PAGES`):
 
 - `constant` (default): one realistic TrackingView for every request, a delivered home
   delivery with 3 lines and 5 events, and no delivery or returns card.
@@ -24,6 +25,7 @@ and the CSRF middleware (the page's csrf_token() gets a constant).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -43,6 +45,7 @@ from portal.domain.phone import mask
 from portal.runtime import build_runtime
 from portal.services import orders
 from portal.services.orders import TrackingState, TrackingView
+from portal.serving import serve
 from portal.settings import Settings
 from portal.templating import make_environment
 from portal.web.render import render
@@ -174,3 +177,18 @@ def create_app() -> Litestar:
     )
     app.state.rt = rt
     return app
+
+
+if __name__ == "__main__":
+    host, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    raise SystemExit(
+        serve(
+            "bare_app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level="warning",
+        )
+    )

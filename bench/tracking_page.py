@@ -1974,22 +1974,7 @@ def _run(args: argparse.Namespace) -> int:
         port = free_port()
         bare = Server(
             f"bare-{pages}",
-            [
-                PY,
-                "-m",
-                "uvicorn",
-                "bare_app:create_app",
-                "--factory",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            [PY, str(ROOT / "bench" / "bare_app.py"), HOST, str(port), str(args.workers)],
             {
                 **base_env,
                 "PYTHONPATH": pythonpath,
@@ -2000,7 +1985,7 @@ def _run(args: argparse.Namespace) -> int:
             port,
             args.workdir,
         )
-        log(f"{label}: uvicorn bare_app:create_app (BARE_PAGES={pages}), port {port}")
+        log(f"{label}: bare_app.py (BARE_PAGES={pages}), port {port}")
         bare.start()
         try:
             results[key] = load(args, label, bare, page_lua)

@@ -95,14 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_with_runtime(settings, seed_demo))
         return 0
     if args.command == "serve":
-        import uvicorn
+        from portal import serving
 
         if args.workers > 1 and settings.run_scheduler:
             logging.getLogger(__name__).warning(
                 "several workers each run the scheduler; SKIP LOCKED keeps SMS single, but "
                 "PORTAL_RUN_SCHEDULER=0 with one `python -m scheduler` is the usual set-up"
             )
-        uvicorn.run(
+        return serving.serve(
             "portal.app:app_from_env",
             factory=True,
             host=args.host,
@@ -112,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
             access_log=False,
             proxy_headers=True,
         )
-        return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
