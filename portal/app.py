@@ -24,11 +24,12 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from portal import db
 from portal.clock import Clock
+from portal.domain.locale import PAGE_LOCALES
 from portal.logging_setup import configure_logging
 from portal.runtime import Runtime, build_runtime
 from portal.settings import Settings
 from portal.sms.gateway import Gateway
-from portal.templating import STATIC_DIR
+from portal.templating import STATIC_DIR, page_gettext
 from portal.web.api import ShopApi
 from portal.web.clerk import ClerkController
 from portal.web.clerk_auth import (
@@ -42,6 +43,7 @@ from portal.web.counter_returns import CounterReturnsController
 from portal.web.dev import DevController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.health import healthz, metrics, readyz
+from portal.web.labels import PAGE_WORDS
 from portal.web.limits import LoginLimiter, MissLimiter
 from portal.web.returns_card import ReturnsController
 from portal.web.shopper import ShopperController
@@ -95,8 +97,11 @@ def settle_heap(templates: Environment) -> None:
     served nobody (bench/page_parts.py's pages, 32 at once). After this a full collection
     walks only what came later (a few ms). Only for serving processes: in a test run, apps
     come and go, and what is frozen is never collected."""
-    for name in templates.list_templates():
+    for name in templates.list_templates(extensions=["html", "txt"]):
         templates.get_template(name)
+    for locale in PAGE_LOCALES:  # what pages load on first use: catalogs, word tables
+        page_gettext(locale)("Your order")
+        PAGE_WORDS(locale)
     gc.collect()
     gc.freeze()
 

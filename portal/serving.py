@@ -8,34 +8,40 @@ long (the tracking page's p99 is set by them). Here each worker listens on a soc
 own on the same port (SO_REUSEPORT), and the kernel deals the connections out among them
 by address: evenly, whatever the workers are doing at the time.
 
-This process only watches: it starts the workers, starts another when one dies, and on
-SIGINT or SIGTERM stops them all (each finishes its requests, as uvicorn does). Where the
-platform has no SO_REUSEPORT, or for one worker, uvicorn serves as it is.
+This process only watches: it starts the workers, starts another when one dies (again and
+again, waiting longer each time, while a replacement cannot start), and on SIGINT, SIGTERM
+or SIGHUP stops them all (each finishes its requests, as uvicorn does). If one of the first
+workers cannot start (configuration, database), it stops them all and exits with 1. A worker
+whose supervisor is gone stops by itself. A worker listens only once its app has started, so
+no connection waits on one that is still starting. Off Linux (where SO_REUSEPORT does not
+balance), or for one worker, uvicorn serves as it is.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 import uvicorn
 
 log = logging.getLogger(__name__)
 
-BACKLOG = 2048
 STOP_SECONDS = 30.0
+# Waits between attempts to replace a worker that cannot start: 1, 2, 4 ... 30 s.
+RETRY_FIRST, RETRY_MOST = 1.0, 30.0
 
 
 def serve(app: str, *, host: str, port: int, workers: int, **config: Any) -> int:
     """Serve `app` (an import string; the rest as uvicorn.Config) until told to stop."""
-    if workers <= 1 or port == 0 or not hasattr(socket, "SO_REUSEPORT"):
+    if workers <= 1 or port == 0 or sys.platform != "linux":
         uvicorn.run(app, host=host, port=port, workers=workers, **config)
         return 0
     try:
@@ -47,6 +53,7 @@ def serve(app: str, *, host: str, port: int, workers: int, **config: Any) -> int
 
 
 def listening_socket(host: str, port: int, *, shared: bool = True) -> socket.socket:
+    """Bound, not yet listening: uvicorn listens once the app has started."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -67,20 +74,36 @@ def _port_is_free(host: str, port: int) -> None:
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, ready: EventType) -> None:
+    def __init__(self, config: uvicorn.Config, ready: Any) -> None:
         super().__init__(config)
         self.ready = ready
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started:  # the app's start-up (lifespan) went well: it serves
-            self.ready.set()
+        if self.started:  # the app's start-up (lifespan) went well: it listens and serves
+            self.ready.value = 1
 
 
-def _worker(app: str, host: str, port: int, config: dict[str, Any], ready: EventType) -> None:
-    sock = listening_socket(host, port)
-    sock.listen(BACKLOG)
-    _Server(uvicorn.Config(app, host=host, port=port, **config), ready).run(sockets=[sock])
+def _stop_with_parent() -> None:
+    """A worker whose supervisor died (SIGKILL) stops too, instead of serving unwatched."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _worker(app: str, host: str, port: int, config: dict[str, Any], ready: Any) -> None:
+    try:
+        _stop_with_parent()
+        sock = listening_socket(host, port)
+        _Server(uvicorn.Config(app, host=host, port=port, **config), ready).run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl+C while still starting: nothing to report
+        pass
 
 
 class _Supervisor:
@@ -90,35 +113,68 @@ class _Supervisor:
         self.args = (app, host, port, config)
         self.count = workers
         self.context = multiprocessing.get_context("spawn")
-        self.stop = threading.Event()
+        self.stopping = False
 
-    def _start(self) -> tuple[BaseProcess, EventType]:
-        ready = self.context.Event()
+    def _start(self) -> tuple[BaseProcess, Any]:
+        ready = self.context.RawValue("b", 0)  # lock-free: a worker may die while setting it
         process = self.context.Process(target=_worker, args=(*self.args, ready), name="portal-web")
         process.start()
         return process, ready
 
+    def _stop(self, *_: Any) -> None:
+        self.stopping = True  # only a flag: a signal handler must not take locks
+
     def run(self) -> int:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: self.stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._stop)
         app, host, port, _ = self.args
         log.info("serving %s on %s:%s with %s workers", app, host, port, self.count)
-        workers = [self._start() for _ in range(self.count)]
-        failed = False
-        while not failed and not self.stop.wait(0.5):
+        workers: list[tuple[BaseProcess, Any]] = []
+        try:
+            return self._watch(workers)
+        finally:
+            self._stop_all(workers)
+
+    def _watch(self, workers: list[tuple[BaseProcess, Any]]) -> int:
+        workers.extend(self._start() for _ in range(self.count))
+        serving = False  # once all of the first workers have started
+        retry_at: dict[int, float] = {}  # slot -> when to try to replace it again
+        wait = [RETRY_FIRST] * self.count
+        while not self.stopping:
+            time.sleep(0.2)
+            if not serving and all(ready.value for _, ready in workers):
+                serving = True
+                log.info("%s web workers serving on %s:%s", self.count, *self.args[1:3])
             for i, (process, ready) in enumerate(workers):
-                if process.is_alive():
+                if self.stopping or process.is_alive():
                     continue
-                if not ready.is_set():
-                    # It never served (configuration, database): another would fail the
-                    # same way, so the server stops with an error instead.
+                if not serving and not ready.value:
+                    # One of the first never started (configuration, database): the others
+                    # would fail the same way, so the server stops with an error.
                     log.error("a web worker failed to start (exit code %s)", process.exitcode)
-                    failed = True
-                    break
-                log.warning(
-                    "a web worker stopped (exit code %s); starting another", process.exitcode
-                )
-                workers[i] = self._start()
+                    return 1
+                if i not in retry_at:
+                    if ready.value:  # it had served: replace it now
+                        log.warning(
+                            "a web worker stopped (exit code %s); starting another",
+                            process.exitcode,
+                        )
+                        wait[i] = RETRY_FIRST
+                        retry_at[i] = time.monotonic()
+                    else:  # its replacement could not start: try again, later each time
+                        log.error(
+                            "a web worker could not start (exit code %s); trying again in %s s",
+                            process.exitcode,
+                            wait[i],
+                        )
+                        retry_at[i] = time.monotonic() + wait[i]
+                        wait[i] = min(wait[i] * 2, RETRY_MOST)
+                if time.monotonic() >= retry_at[i]:
+                    del retry_at[i]
+                    workers[i] = self._start()
+        return 0
+
+    def _stop_all(self, workers: list[tuple[BaseProcess, Any]]) -> None:
         for process, _ in workers:
             if process.is_alive():
                 process.terminate()  # SIGTERM: uvicorn finishes its requests and stops
@@ -128,4 +184,3 @@ class _Supervisor:
             if process.is_alive():
                 process.kill()
                 process.join()
-        return 1 if failed else 0

@@ -151,13 +151,17 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 async def start(engine: Engine) -> None:
     if isinstance(engine, PostgresEngine) and engine.pool is None:
         await engine.start_connection_pool(min_size=2, max_size=20, reset=_keep_session)
-        _READ_POOLS[id(engine)] = await asyncpg.create_pool(
-            **engine.config,
-            min_size=1,
-            max_size=READ_POOL_SIZE,
-            reset=_keep_session,
-            server_settings=FIXED_PLANS,
-        )
+        try:
+            _READ_POOLS[id(engine)] = await asyncpg.create_pool(
+                **engine.config,
+                min_size=1,
+                max_size=READ_POOL_SIZE,
+                reset=_keep_session,
+                server_settings=FIXED_PLANS,
+            )
+        except BaseException:
+            await engine.close_connection_pool()
+            raise
 
 
 async def stop(engine: Engine) -> None:
@@ -167,5 +171,7 @@ async def stop(engine: Engine) -> None:
         finally:
             reads = _READ_POOLS.pop(id(engine), None)
             if reads is not None:
-                await reads.close()
-                _KEYED.pop(id(reads), None)  # after: a read that came while it closed is gone
+                try:
+                    await reads.close()
+                finally:  # after: a read that came while it closed is gone too
+                    _KEYED.pop(id(reads), None)

@@ -513,6 +513,10 @@ class TrackingView:
 # The page's reads as fixed SQL: this is the hottest path, and building Piccolo queries
 # cost more than running them. Every lookup is by primary key or an indexed foreign key.
 _STATE_COLUMNS = """o.id AS order_id, o.version, o.status, c.locale, t.expires_at, t.revoked_at"""
+# The flags' EXISTS probes take `{fence}`: " OFFSET 0" on PostgreSQL keeps each one an index
+# lookup for its order. Without it PostgreSQL may instead hash a whole table (one it deems
+# small) for every query, and the page's plan, made once per connection (db.FIXED_PLANS),
+# would keep doing so as the table grows. SQLite has no OFFSET without LIMIT; it has no need.
 _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.placed_at,
        o.delivery_address, c.name AS customer_name, c.phone,
        c.sms_opt_out_at IS NOT NULL AS sms_off, s.name AS store_name,
@@ -523,12 +527,12 @@ _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.pl
        p.visit_end AS pickup_visit_end, p.delegate_name AS pickup_delegate,
        p.collected_at AS pickup_collected_at, p.handed_to AS pickup_handed_to,
        o.closed_at,
-       EXISTS (SELECT 1 FROM return_request rr WHERE rr."order" = o.id) AS has_returns,
-       EXISTS (SELECT 1 FROM refund rf WHERE rf."order" = o.id) AS has_refunds,
-       EXISTS (SELECT 1 FROM one_time_code oc WHERE oc."order" = o.id AND oc.used_at IS NULL)
-         AS has_open_code,
+       EXISTS (SELECT 1 FROM return_request rr WHERE rr."order" = o.id{fence}) AS has_returns,
+       EXISTS (SELECT 1 FROM refund rf WHERE rf."order" = o.id{fence}) AS has_refunds,
+       EXISTS (SELECT 1 FROM one_time_code oc WHERE oc."order" = o.id
+               AND oc.used_at IS NULL{fence}) AS has_open_code,
        EXISTS (SELECT 1 FROM delivery_change dc WHERE dc."order" = o.id
-               AND dc.status = 'requested') AS has_waiting_change"""
+               AND dc.status = 'requested'{fence}) AS has_waiting_change"""
 _FROM_LINK = """FROM access_token t JOIN orders o ON o.id = t."order"
      JOIN customer c ON c.id = o.customer"""
 # A pickup order has one pickup row (unique on "order"); delivery orders get NULLs.
@@ -538,7 +542,7 @@ STATE_SQL = f"SELECT {_STATE_COLUMNS} {_FROM_LINK} WHERE t.token_hash = {{}}"
 # PostgreSQL: the reads of one worker that wait at the same moment go together (db.batch).
 STATE_SQL_PG = f"""SELECT t.token_hash, {_STATE_COLUMNS} {_FROM_LINK}
 WHERE t.token_hash = ANY({{}})"""
-ORDER_SQL = f"""SELECT {_ORDER_COLUMNS}
+ORDER_SQL = f"""SELECT {_ORDER_COLUMNS.format(fence="")}
 FROM orders o JOIN customer c ON c.id = o.customer {_JOIN_STORE_PICKUP}
 WHERE o.id = {{}}"""
 LINE_COLUMNS = ("id", "name", "sku", "quantity", "unit_price_minor", "ready_quantity", "returnable")
@@ -564,7 +568,7 @@ EVENTS_SQL = """SELECT type, occurred_at, shipment, note FROM order_event WHERE 
 ORDER BY occurred_at DESC, id DESC"""
 # PostgreSQL: the whole page in one round trip (lines, parcels and events as arrays of rows),
 # with the other pages the worker is waiting for at that moment (db.batch).
-PAGE_SQL_PG = f"""SELECT t.token_hash, {_STATE_COLUMNS}, {_ORDER_COLUMNS},
+PAGE_SQL_PG = f"""SELECT t.token_hash, {_STATE_COLUMNS}, {_ORDER_COLUMNS.format(fence=" OFFSET 0")},
   ARRAY(SELECT ROW({", ".join("l." + c for c in LINE_COLUMNS)})
         FROM order_line l
         WHERE l."order" = o.id ORDER BY l.position) AS lines,
