@@ -172,6 +172,11 @@ def _time_text(hour: int, minute: int, locale: str) -> str:
     return format_time(time(hour, minute), "short", locale=locale)
 
 
+def clock(value: time | datetime, locale: str = "en") -> str:
+    """A time of day (of a local moment) as the locale writes it ('9:30 AM', '09:30')."""
+    return _time_text(value.hour, value.minute, locale)
+
+
 def when(
     value: datetime | None, locale: str = "en", tz: str = "UTC", with_year: bool = True
 ) -> str:

@@ -15,13 +15,13 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import segno
-from babel.dates import format_skeleton, format_time
 from markupsafe import Markup
 
 from portal.domain import pickup as rules
 from portal.domain.i18n import N_
 from portal.services.errors import Invalid
 from portal.services.orders import TrackingView
+from portal.templating import clock, isoday
 
 SLOT = timedelta(hours=1)
 SHORTEST_SLOT = timedelta(minutes=15)
@@ -117,14 +117,17 @@ def forms_for(
     zone = ZoneInfo(view.timezone)
     days: dict[str, str] = {}
     times: dict[str, str] = {}
-    for start, _ in slots(view, now):
+    for start, _ in slots(view, now):  # a week of half hours: each label made once
         local = start.astimezone(zone)
-        days.setdefault(local.date().isoformat(), format_skeleton("MMMEd", local, locale=locale))
-        times.setdefault(local.strftime("%H:%M"), format_time(local, "short", locale=locale))
+        day_key, time_key = local.date().isoformat(), f"{local.hour:02d}:{local.minute:02d}"
+        if day_key not in days:
+            days[day_key] = isoday(local.date(), locale)
+        if time_key not in times:
+            times[time_key] = clock(local, locale)
     chosen = view.pickup.visit_start.astimezone(zone) if view.pickup.visit_start else None
     # A refused choice stays selected even when it is not one the form offers.
-    _keep(days, day, lambda d: format_skeleton("MMMEd", date.fromisoformat(d), locale=locale))
-    _keep(times, at, lambda t: format_time(time.fromisoformat(t), "short", locale=locale))
+    _keep(days, day, lambda d: isoday(d, locale))
+    _keep(times, at, lambda t: clock(time.fromisoformat(t), locale))
     return PickupForms(
         days=sorted(days.items()),
         times=sorted(times.items()),
