@@ -1619,6 +1619,25 @@ def first_load(port: int, token: str) -> dict[str, tuple[int, int]]:
 # ----------------------------------------------------------------------------- EXPLAIN
 
 
+async def explain_generic(conn: asyncpg.Connection, sql: str, params: list[Any]) -> list[str]:
+    """EXPLAIN ANALYZE of `sql` run as a prepared statement on this connection's plan mode
+    (generic here), with `params` written as literals: EXECUTE takes no bound parameters."""
+    types = (await conn.prepare(sql)).get_parameters()
+    literals = [
+        await conn.fetchval(f"SELECT quote_nullable(($1::{t.schema}.{t.name})::text)", value)
+        for value, t in zip(params, types, strict=True)
+    ]
+    await conn.execute(f"PREPARE bench_explain AS {sql}")
+    try:
+        plan = await conn.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE bench_explain"
+            + (f"({', '.join(literals)})" if literals else "")
+        )
+    finally:
+        await conn.execute("DEALLOCATE bench_explain")
+    return [r[0] for r in plan]
+
+
 async def explain(args: argparse.Namespace, sample: list[Sample]) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) of the SQL the app's own service functions send."""
     from portal import db
@@ -1641,7 +1660,9 @@ async def explain(args: argparse.Namespace, sample: list[Sample]) -> None:
         return await original(self, query, params, *rest, **kw)
 
     asyncpg.connection.Connection._execute = spy  # type: ignore[method-assign]
-    conn = await asyncpg.connect(pg_url(args))
+    # The plan the app runs: these reads keep one generic plan per statement (db.FIXED_PLANS),
+    # which an EXPLAIN with parameters would not show (it plans for the values at hand).
+    conn = await asyncpg.connect(pg_url(args), server_settings=db.FIXED_PLANS)
     try:
         by_id = sorted(sample, key=lambda s: s.order_id)
         picks = [
@@ -1672,8 +1693,7 @@ async def explain(args: argparse.Namespace, sample: list[Sample]) -> None:
                 f"the poll {len(queries) - n_page} ==="
             )
             for n, (who, sql, params) in enumerate(queries, 1):
-                plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *params)
-                lines = [r[0] for r in plan]
+                lines = await explain_generic(conn, sql, params)
                 exec_ms = next(
                     (
                         float(m.group(1))
