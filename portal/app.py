@@ -94,9 +94,9 @@ def settle_heap(templates: Environment) -> None:
 
     Those objects live as long as the process, yet each full collection walked all of them:
     under load, about every thousand pages, a pause of 70 to 120 ms in which the worker
-    served nobody (bench/page_parts.py's pages, 32 at once). After this a full collection
-    walks only what came later (a few ms). Only for serving processes: in a test run, apps
-    come and go, and what is frozen is never collected."""
+    served nobody (the bench sample's pages, 32 at once, in one process). After this a full
+    collection walks only what came later (a few ms). Only for serving processes: in a test
+    run, apps come and go, and what is frozen is never collected."""
     for name in templates.list_templates(extensions=["html", "txt"]):
         templates.get_template(name)
     for locale in PAGE_LOCALES:  # what pages load on first use: catalogs, word tables
