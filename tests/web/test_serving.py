@@ -193,19 +193,11 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "portal", "serve", "--workers", "2", "--port", str(port)],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-                "PORTAL_SECRET_KEY": TEST_SECRET,
-                "PORTAL_RUN_SCHEDULER": "0",
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert done.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr + done.stdout
-    assert "Traceback" not in done.stderr + done.stdout
+        proc = start_serving(tmp_path, port)
+        try:
+            assert proc.wait(timeout=60) == 1
+            output = proc.stdout.read() if proc.stdout else ""
+        finally:
+            stop_group(proc)
+    assert f"cannot listen on 127.0.0.1:{port}" in output
+    assert "Traceback" not in output
