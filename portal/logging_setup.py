@@ -22,6 +22,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# PORTAL_LOG_LEVEL, in any case ("warning" as well as "WARNING").
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def configure_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     if getattr(root, "_portal_configured", False):
@@ -29,8 +33,13 @@ def configure_logging(level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("PORTAL_LOG_LEVEL", "INFO"))
+    wanted = (level or os.environ.get("PORTAL_LOG_LEVEL") or "INFO").strip().upper()
+    root.setLevel(wanted if wanted in LEVELS else "INFO")
     # APScheduler logs every run at INFO; our jobs log what they did when they did something.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("piccolo").setLevel(logging.WARNING)
     root._portal_configured = True  # type: ignore[attr-defined]
+    if wanted not in LEVELS:
+        logging.getLogger(__name__).warning(
+            "PORTAL_LOG_LEVEL %r is not one of %s; logging at INFO", wanted, ", ".join(LEVELS)
+        )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import msgspec
 from piccolo.columns import Column
 
 from portal import db
@@ -508,6 +508,10 @@ class TrackingView:
     has_waiting_change: bool = False
     # The shopper turned SMS updates off (on the page, or by texting STOP).
     sms_off: bool = False
+    # The returns card's rows (REFUNDS_SQL, RETURN_ROWS_SQL), when the page's query read
+    # them (PostgreSQL); None: services.returns reads them if the flags above say so.
+    refunds: list[dict[str, Any]] | None = None
+    return_rows: list[dict[str, Any]] | None = None
 
 
 # The page's reads as fixed SQL: this is the hottest path, and building Piccolo queries
@@ -527,8 +531,6 @@ _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.pl
        p.visit_end AS pickup_visit_end, p.delegate_name AS pickup_delegate,
        p.collected_at AS pickup_collected_at, p.handed_to AS pickup_handed_to,
        o.closed_at,
-       EXISTS (SELECT 1 FROM return_request rr WHERE rr."order" = o.id{fence}) AS has_returns,
-       EXISTS (SELECT 1 FROM refund rf WHERE rf."order" = o.id{fence}) AS has_refunds,
        EXISTS (SELECT 1 FROM one_time_code oc WHERE oc."order" = o.id
                AND oc.used_at IS NULL{fence}) AS has_open_code,
        EXISTS (SELECT 1 FROM delivery_change dc WHERE dc."order" = o.id
@@ -542,7 +544,9 @@ STATE_SQL = f"SELECT {_STATE_COLUMNS} {_FROM_LINK} WHERE t.token_hash = {{}}"
 # PostgreSQL: the reads of one worker that wait at the same moment go together (db.batch).
 STATE_SQL_PG = f"""SELECT t.token_hash, {_STATE_COLUMNS} {_FROM_LINK}
 WHERE t.token_hash = ANY({{}})"""
-ORDER_SQL = f"""SELECT {_ORDER_COLUMNS.format(fence="")}
+ORDER_SQL = f"""SELECT {_ORDER_COLUMNS.format(fence="")},
+       EXISTS (SELECT 1 FROM return_request rr WHERE rr."order" = o.id) AS has_returns,
+       EXISTS (SELECT 1 FROM refund rf WHERE rf."order" = o.id) AS has_refunds
 FROM orders o JOIN customer c ON c.id = o.customer {_JOIN_STORE_PICKUP}
 WHERE o.id = {{}}"""
 LINE_COLUMNS = ("id", "name", "sku", "quantity", "unit_price_minor", "ready_quantity", "returnable")
@@ -564,6 +568,50 @@ LINES_SQL = (
 SHIPMENTS_SQL = (
     f'SELECT {", ".join(SHIPMENT_COLUMNS)} FROM shipment WHERE "order" = {{}} ORDER BY id'
 )
+# The returns card's reads (services.returns): an order's refunds, and its returns with
+# their lines, one row per line (a return has at least one).
+REFUND_COLUMNS = (
+    "id",
+    "amount_minor",
+    "currency",
+    "reason",
+    "status",
+    "return_request",
+    "paid_at",
+    "failure_reason",
+    "created_at",
+    "updated_at",
+)
+RETURN_ROW_COLUMNS = {  # name: what it is
+    "id": "rr.id",
+    "code": "rr.code",
+    "status": "rr.status",
+    "method": "rr.method",
+    "store_name": "s.name",
+    "label_url": "rr.label_url",
+    "label_carrier": "rr.label_carrier",
+    "return_rejection_reason": "rr.rejection_reason",
+    "created_at": "rr.created_at",
+    "line_id": "rl.id",
+    "order_line": "rl.order_line",
+    "name": "ol.name",
+    "sku": "ol.sku",
+    "unit_price_minor": "ol.unit_price_minor",
+    "quantity": "rl.quantity",
+    "reason": "rl.reason",
+    "note": "rl.note",
+    "accepted_quantity": "rl.accepted_quantity",
+    "rejection_reason": "rl.rejection_reason",
+}
+_RETURNS_OF_ORDER = """FROM return_request rr
+     LEFT JOIN store s ON s.id = rr.store
+     LEFT JOIN return_line rl ON rl.return_request = rr.id
+     LEFT JOIN order_line ol ON ol.id = rl.order_line
+WHERE rr."order" = {} ORDER BY rr.id, rl.id"""
+_REFUNDS_OF_ORDER = 'FROM refund rf WHERE rf."order" = {} ORDER BY rf.id'
+REFUNDS_SQL = f"SELECT {', '.join(REFUND_COLUMNS)} {_REFUNDS_OF_ORDER}"
+RETURN_ROWS_SQL = f"""SELECT {", ".join(f"{e} AS {n}" for n, e in RETURN_ROW_COLUMNS.items())}
+{_RETURNS_OF_ORDER}"""
 EVENTS_SQL = """SELECT type, occurred_at, shipment, note FROM order_event WHERE "order" = {}
 ORDER BY occurred_at DESC, id DESC"""
 # PostgreSQL: the whole page in one round trip (lines, parcels and events as arrays of rows),
@@ -576,7 +624,11 @@ PAGE_SQL_PG = f"""SELECT t.token_hash, {_STATE_COLUMNS}, {_ORDER_COLUMNS.format(
         FROM shipment sh
         WHERE sh."order" = o.id ORDER BY sh.id) AS shipments,
   ARRAY(SELECT ROW(e.type, e.occurred_at, e.shipment, e.note) FROM order_event e
-        WHERE e."order" = o.id ORDER BY e.occurred_at DESC, e.id DESC) AS events
+        WHERE e."order" = o.id ORDER BY e.occurred_at DESC, e.id DESC) AS events,
+  ARRAY(SELECT ROW({", ".join("rf." + c for c in REFUND_COLUMNS)})
+        {_REFUNDS_OF_ORDER.format("o.id")}) AS refunds,
+  ARRAY(SELECT ROW({", ".join(RETURN_ROW_COLUMNS.values())})
+        {_RETURNS_OF_ORDER.format("o.id")}) AS return_rows
 {_FROM_LINK} {_JOIN_STORE_PICKUP}
 WHERE t.token_hash = ANY({{}})"""
 
@@ -614,6 +666,8 @@ async def tracking_page(rt: Runtime, token: str) -> TrackingView | None:
         [dict(zip(LINE_COLUMNS, r, strict=True)) for r in row["lines"]],
         [dict(zip(SHIPMENT_COLUMNS, r, strict=True)) for r in row["shipments"]],
         [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in row["events"]],
+        refunds=[dict(zip(REFUND_COLUMNS, r, strict=True)) for r in row["refunds"]],
+        return_rows=[dict(zip(RETURN_ROW_COLUMNS, r, strict=True)) for r in row["return_rows"]],
     )
 
 
@@ -632,6 +686,9 @@ def _build_view(
     lines: list[dict[str, Any]],
     shipments: list[dict[str, Any]],
     events: list[dict[str, Any]],
+    *,
+    refunds: list[dict[str, Any]] | None = None,
+    return_rows: list[dict[str, Any]] | None = None,
 ) -> TrackingView:
     fulfilment = Fulfilment(order["fulfilment"])
     store = None
@@ -665,8 +722,10 @@ def _build_view(
         address=_partial_address(_json(order["delivery_address"])),
         pickup=_pickup_view(order, lines),
         closed_at=order["closed_at"],
-        has_returns=bool(order["has_returns"]),
-        has_refunds=bool(order["has_refunds"]),
+        has_returns=bool(order["has_returns"] if return_rows is None else return_rows),
+        has_refunds=bool(order["has_refunds"] if refunds is None else refunds),
+        refunds=refunds,
+        return_rows=return_rows,
         has_open_code=bool(order["has_open_code"]),
         has_waiting_change=bool(order["has_waiting_change"]),
         sms_off=bool(order["sms_off"]),
@@ -698,7 +757,8 @@ def _pickup_view(order: Mapping[str, Any], lines: list[dict[str, Any]]) -> Picku
 
 
 def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    """A JSON column as read: asyncpg gives text (msgspec reads it 4x faster than json)."""
+    return msgspec.json.decode(value) if isinstance(value, str) else value
 
 
 def _partial_address(address: dict[str, Any] | None) -> dict[str, Any] | None:

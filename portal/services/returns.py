@@ -40,7 +40,7 @@ from portal.domain.returns import Method, Reason, ReturnStatus
 from portal.runtime import Runtime
 from portal.services import messaging, refunds, shop_events
 from portal.services.errors import Conflict, Invalid, NotFound
-from portal.services.orders import add_event
+from portal.services.orders import REFUNDS_SQL, RETURN_ROWS_SQL, add_event
 from portal.services.stores import store_choices
 
 SWEEP_BATCH = 100
@@ -143,21 +143,6 @@ def _domain_lines(lines: list[dict[str, Any]], taken: Mapping[int, int]) -> list
     ]
 
 
-# The returns card's reads as fixed SQL (the same on both databases): Piccolo's query
-# building costs several times the query on the shopper's page.
-REFUNDS_SQL = """SELECT id, amount_minor, currency, reason, status, return_request, paid_at,
-       failure_reason, created_at, updated_at
-FROM refund WHERE "order" = {} ORDER BY id"""
-# An order's returns with their lines, one row per line (a return has at least one).
-RETURN_ROWS_SQL = """SELECT rr.id, rr.code, rr.status, rr.method, s.name AS store_name,
-       rr.label_url, rr.label_carrier, rr.rejection_reason AS return_rejection_reason,
-       rr.created_at, rl.id AS line_id, rl.order_line, ol.name, ol.sku, ol.unit_price_minor,
-       rl.quantity, rl.reason, rl.note, rl.accepted_quantity, rl.rejection_reason
-FROM return_request rr
-     LEFT JOIN store s ON s.id = rr.store
-     LEFT JOIN return_line rl ON rl.return_request = rr.id
-     LEFT JOIN order_line ol ON ol.id = rl.order_line
-WHERE rr."order" = {} ORDER BY rr.id, rl.id"""
 _CARD_LINE_KEYS = (
     "order_line",
     "name",
@@ -993,18 +978,27 @@ async def returns_view(
     has_returns: bool,
     has_refunds: bool,
     order_lines: list[dict[str, Any]] | None = None,
+    refunds: list[dict[str, Any]] | None = None,
+    return_rows: list[dict[str, Any]] | None = None,
 ) -> ReturnsView | None:
     """None when there is nothing to show: no return possible and none made, no refund.
     The page knows the order's status and whether it has returns or refunds (one query),
-    so an order with nothing to show costs nothing more here."""
+    so an order with nothing to show costs nothing more here. On PostgreSQL the page's
+    query also read the order's lines, refunds and return rows, passed in here."""
     received = _received_at({"status": status, "closed_at": closed_at})
     open_ = rules.window_open(received, rt.clock.now(), rt.settings.return_days)
     if not (has_returns or has_refunds or open_):
         if received is None:
             return None
         return ReturnsView(False, rules.window_closes(received, rt.settings.return_days))
-    order_refunds = await _refunds(order_id) if has_refunds else []
-    rows = await db.fetch_rows(rt.engine, RETURN_ROWS_SQL, order_id) if has_returns else []
+    if refunds is not None:
+        order_refunds = refunds
+    else:
+        order_refunds = await _refunds(order_id) if has_refunds else []
+    if return_rows is not None:
+        rows = return_rows
+    else:
+        rows = await db.fetch_rows(rt.engine, RETURN_ROWS_SQL, order_id) if has_returns else []
     if received is None and not order_refunds and not rows:
         return None
     lines = []

@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
 
 WINDOW_SECONDS = 60
 
@@ -25,20 +26,34 @@ class MissLimiter:
     def __init__(self, store: Store, limit_per_minute: int) -> None:
         self.store = store
         self.limit = limit_per_minute
+        # A store of this process alone (MemoryStore) holds only the misses counted here:
+        # a client with none this minute is not blocked, and every page spares the store's
+        # lock. A shared store (Redis) is asked every time: other workers count there too.
+        self._local = isinstance(store, MemoryStore)
+        self._missed: set[str] = set()  # this minute's buckets with a miss counted here
+        self._window = 0
 
     def _bucket(self, request: Request[Any, Any, Any]) -> str:
-        return f"{client_key(request)}:{int(time.time() // WINDOW_SECONDS)}"
+        window = int(time.time() // WINDOW_SECONDS)
+        if window != self._window:
+            self._window = window
+            self._missed.clear()
+        return f"{client_key(request)}:{window}"
 
     async def blocked(self, request: Request[Any, Any, Any]) -> bool:
         if self.limit <= 0:
             return False
-        value = await self.store.get(self._bucket(request))
+        key = self._bucket(request)
+        if self._local and key not in self._missed:
+            return False
+        value = await self.store.get(key)
         return value is not None and int(value) >= self.limit
 
     async def record_miss(self, request: Request[Any, Any, Any]) -> None:
         if self.limit <= 0:
             return
         key = self._bucket(request)
+        self._missed.add(key)
         value = await self.store.get(key)
         await self.store.set(key, str(int(value or 0) + 1), expires_in=WINDOW_SECONDS * 2)
 

@@ -479,7 +479,10 @@ async def page_context(
         closed_at=view.closed_at,
         has_returns=view.has_returns,
         has_refunds=view.has_refunds,
-        order_lines=view.lines,  # read by the page's query already
+        # read by the page's query already (refunds and returns: on PostgreSQL)
+        order_lines=view.lines,
+        refunds=view.refunds,
+        return_rows=view.return_rows,
     )
     context.update(returns_card.returns_context(rt, card, context["locale"], rform))
     return context

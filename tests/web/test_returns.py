@@ -22,7 +22,7 @@ from portal.db.tables import (
     SmsMessage,
     Store,
 )
-from portal.services import returns
+from portal.services import orders, returns
 from portal.services.errors import Conflict
 from tests.web.helpers import create_order, csrf_field, path_of, post_event
 
@@ -514,3 +514,43 @@ async def test_an_italian_shopper_reads_what_is_wrong_in_italian(client, auth, s
     assert answer.status_code == 422
     assert "Puoi rendere da 1 a 2 di questo articolo" in answer.text
     assert "Scegli come lo rimanderai" in answer.text
+
+
+async def test_the_returns_card_is_the_same_whether_the_page_read_it_or_the_card(
+    rt, client, auth, order
+):
+    """On PostgreSQL the page's one query brings the order's returns and refunds with it;
+    the card built from them is the card built from its own reads (SQLite's road)."""
+    await start(client, order)
+    await start(client, order, **tshirts(order, reason="changed_mind"))
+    for amount in ("5.00", "7.50"):
+        refund = await client.post(
+            "/api/v1/orders/R-400100/refunds",
+            json={"amount": amount, "reason": "goodwill"},
+            headers=auth,
+        )
+        assert refund.status_code == 201, refund.text
+    token = order["path"].removeprefix("/t/")
+
+    view = await orders.tracking_page(rt, token)
+    assert view is not None and view.has_returns and view.has_refunds
+    flags = {"status": view.state.status, "closed_at": view.closed_at}
+    as_read = await returns.returns_view(
+        rt,
+        view.state.order_id,
+        **flags,
+        has_returns=True,
+        has_refunds=True,
+        order_lines=view.lines,
+        refunds=view.refunds,
+        return_rows=view.return_rows,
+    )
+    on_its_own = await returns.returns_view(
+        rt, view.state.order_id, **flags, has_returns=True, has_refunds=True
+    )
+    assert as_read == on_its_own
+    assert as_read is not None
+    assert [len(r.lines) for r in as_read.returns] == [1, 1]
+    assert [r["amount_minor"] for r in as_read.refunds] == [500, 750]
+    if not rt.is_sqlite:
+        assert view.return_rows is not None and len(view.return_rows) == 2
