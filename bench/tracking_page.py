@@ -56,6 +56,7 @@ import asyncpg  # noqa: E402
 
 from portal.domain import tokens  # noqa: E402
 from portal.domain.order import EventType, Fulfilment, sms_for  # noqa: E402
+from portal.domain.phone import mask, timezone_of  # noqa: E402
 from portal.domain.returns import CODE_ALPHABET  # noqa: E402
 from portal.domain.sms_text import measure  # noqa: E402
 
@@ -179,7 +180,9 @@ def customer_row(cid: int, created: datetime) -> tuple[Any, ...]:
     first = FIRST[code][cid % len(FIRST[code])]
     last = LAST[code][(cid // 7) % len(LAST[code])]
     phone = f"{prefix}{cid:0{digits}d}"
-    return (cid, phone, f"{first} {last}", f"shopper{cid}@example.com", lang, created)
+    # As orders.create_order stores them (the page reads them, not the phone's metadata).
+    facts = (mask(phone), timezone_of(phone, ""))
+    return (cid, phone, f"{first} {last}", f"shopper{cid}@example.com", lang, created, *facts)
 
 
 # Delivery and pickup paths (event types after each other) by age of the order, with weights.
@@ -871,7 +874,16 @@ COLUMNS = {
         "decided_at",
     ],
     "store": ["id", "code", "name", "address", "timezone", "phone", "opening_hours"],
-    "customer": ["id", "phone", "name", "email", "locale", "created_at"],
+    "customer": [
+        "id",
+        "phone",
+        "name",
+        "email",
+        "locale",
+        "created_at",
+        "phone_masked",
+        "timezone",
+    ],
     "orders": [
         "id",
         "external_id",

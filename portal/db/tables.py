@@ -49,6 +49,11 @@ class Customer(Table, tablename="customer"):
     # shopper asks for (a one-time code) is sent until START.
     sms_opt_out_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    # From the phone, once, when the customer is created (the page shows both on every
+    # view, and working them out costs more than reading the page). Empty for customers
+    # from before: the page then works them out itself (portal.domain.phone).
+    phone_masked = Varchar(length=40, default="")
+    timezone = Varchar(length=64, default="")
 
 
 class Order(Table, tablename="orders"):

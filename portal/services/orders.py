@@ -229,9 +229,16 @@ async def _upsert_customer(data: OrderIn, phone: str, lang: str, now: datetime) 
             {Customer.name: name, Customer.email: email, Customer.locale: lang}
         ).where(Customer.id == row["id"])
         return int(row["id"])
-    inserted = await Customer.insert(
-        Customer(phone=phone, name=name, email=email, locale=lang, created_at=now)
-    ).returning(Customer.id)
+    customer = Customer(
+        phone=phone,
+        name=name,
+        email=email,
+        locale=lang,
+        created_at=now,
+        phone_masked=mask(phone),
+        timezone=timezone_of(phone, ""),
+    )
+    inserted = await Customer.insert(customer).returning(Customer.id)
     return int(inserted[0]["id"])
 
 
@@ -522,7 +529,8 @@ _STATE_COLUMNS = """o.id AS order_id, o.version, o.status, c.locale, t.expires_a
 # small) for every query, and the page's plan, made once per connection (db.FIXED_PLANS),
 # would keep doing so as the table grows. SQLite has no OFFSET without LIMIT; it has no need.
 _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.placed_at,
-       o.delivery_address, c.name AS customer_name, c.phone,
+       o.delivery_address, c.name AS customer_name, c.phone, c.phone_masked,
+       c.timezone AS customer_zone,
        c.sms_opt_out_at IS NOT NULL AS sms_off, s.name AS store_name,
        s.address AS store_address, s.timezone AS store_timezone, s.opening_hours AS store_hours,
        s.pickup_hold_days AS store_hold_days,
@@ -700,7 +708,13 @@ def _build_view(
             "opening_hours": _json(order["store_hours"]),
             "hold_days": order["store_hold_days"],
         }
-    tz = store["timezone"] if store else timezone_of(order["phone"], "Europe/Rome")
+    # The customer's zone and masked phone as stored when the customer was created; worked
+    # out here for customers from before (and for a number without a zone).
+    tz = (
+        store["timezone"]
+        if store
+        else order["customer_zone"] or timezone_of(order["phone"], "Europe/Rome")
+    )
     parcel_no = {s["id"]: i + 1 for i, s in enumerate(shipments)}
     for e in events:
         e["parcel"] = parcel_no.get(e["shipment"]) if len(shipments) > 1 else None
@@ -709,7 +723,7 @@ def _build_view(
         order_number=order["external_id"],
         fulfilment=fulfilment,
         first_name=first_name(order["customer_name"]),
-        masked_phone=mask(order["phone"]),
+        masked_phone=order["phone_masked"] or mask(order["phone"]),
         currency=order["currency"],
         total_minor=order["total_minor"],
         placed_at=order["placed_at"],

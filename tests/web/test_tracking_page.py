@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from portal.db.tables import Customer
+from tests.factories import CUSTOMER
 from tests.web.helpers import create_order, path_of, post_event, ship
 
 
@@ -147,3 +149,24 @@ async def test_guessing_links_from_one_address_is_slowed_down(client, app, order
     assert "Too many" in blocked.text
     # While blocked, even a real link is not checked from there: no answer tells a guess apart.
     assert (await client.get(order["path"])).status_code == 429
+
+
+async def test_a_shoppers_phone_and_time_zone_are_worked_out_once_and_shown_the_same(client, auth):
+    """A new customer gets the masked number and the number's time zone stored; a customer
+    from before they were stored sees the very same page, worked out from the number."""
+    lisbon = {**CUSTOMER, "phone": "+351 912 345 678"}
+    body = await create_order(client, auth, external_id="T-ZONE-1", customer=lisbon)
+    path = path_of(body["tracking_url"])
+    stored = await Customer.select(Customer.phone_masked, Customer.timezone).first()
+    assert stored == {"phone_masked": "+351 ••• ••• 678", "timezone": "Europe/Lisbon"}
+
+    def without_tokens(html: str) -> str:
+        csrf = re.search(r'"x-csrftoken": "([^"]+)"', html).group(1)
+        return html.replace(csrf, "")
+
+    page = without_tokens((await client.get(path)).text)
+    assert "+351 ••• ••• 678" in page
+    # Placed at 10:30 in Milan (the test clock): 09:30 in Lisbon.
+    assert "9:30" in page and "10:30" not in page
+    await Customer.update({Customer.phone_masked: "", Customer.timezone: ""}).where(Customer.id > 0)
+    assert without_tokens((await client.get(path)).text) == page
