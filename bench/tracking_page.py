@@ -54,14 +54,17 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from portal.domain import tokens  # noqa: E402
+from portal.domain import qr, tokens  # noqa: E402
 from portal.domain.order import EventType, Fulfilment, sms_for  # noqa: E402
 from portal.domain.phone import mask, timezone_of  # noqa: E402
 from portal.domain.returns import CODE_ALPHABET  # noqa: E402
 from portal.domain.sms_text import measure  # noqa: E402
+from portal.settings import Settings  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 BENCH_SECRET = "bench-secret-key-not-for-production-0123456789abcdef"  # noqa: S105
+# Where the app's links point (the app is started with it; the bare app uses the default).
+BASE_URL = Settings().base_url
 HOST = "127.0.0.1"
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
@@ -650,18 +653,24 @@ def gen_chunk(ctx: SeedContext, lo: int, hi: int, seed: int) -> dict[str, list[t
         if pickup:
             pstatus = PICKUP_STATUS.get(path[-1], "preparing")
             ready_at = times[path.index("ready_for_pickup")] if set_aside else None
+            pickup_code = f"{rng.randrange(10**6):06d}"
+            # The handover QR the app keeps from the moment an order is ready (the page
+            # reads it only while ready, so the collected ones are left without).
+            qr_url = qr.handover_url(BASE_URL, oid, pickup_code) if pstatus == "ready" else ""
             out["pickup"].append(
                 (
                     ctx.next_pickup,
                     oid,
                     store,
                     pstatus,
-                    f"{rng.randrange(10**6):06d}",
+                    pickup_code,
                     ready_at,
                     ready_at + td(days=7) if pstatus == "ready" and ready_at else None,
                     last_at if pstatus == "collected" else None,
                     placed,
                     last_at,
+                    qr.image(qr_url) if qr_url else "",
+                    qr_url,
                 )
             )
             ctx.next_pickup += 1
@@ -976,6 +985,8 @@ COLUMNS = {
         "collected_at",
         "created_at",
         "updated_at",
+        "qr_svg",
+        "qr_url",
     ],
 }
 SEQUENCES = [
@@ -2030,6 +2041,7 @@ def _run(args: argparse.Namespace) -> int:
         "PYTHONPATH": str(ROOT),
         "PORTAL_DATABASE_URL": pg_url(args),
         "PORTAL_SECRET_KEY": BENCH_SECRET,
+        "PORTAL_BASE_URL": BASE_URL,
         "PORTAL_RUN_SCHEDULER": "0",
         "PORTAL_LOG_LEVEL": "WARNING",
     }

@@ -201,6 +201,11 @@ class Pickup(Table, tablename="pickup"):
     code_locked_until = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    # The handover QR (portal.domain.qr, an SVG without its title) and the URL it encodes,
+    # made once when the order becomes ready; the page makes its own when the URL is not
+    # this one (the base URL changed) or there is none (orders ready before it was kept).
+    qr_svg = Text(default="")
+    qr_url = Varchar(length=300, default="")
 
 
 class Reminder(Table, tablename="reminder"):

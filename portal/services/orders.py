@@ -476,6 +476,9 @@ class PickupView:
     collected_at: datetime | None
     # Who took it when it was not the shopper (None: "you").
     collected_by: str | None
+    # While ready: the handover QR made when it became ready, and the URL it encodes.
+    qr_svg: str = ""
+    qr_url: str = ""
 
     @property
     def final(self) -> bool:
@@ -538,6 +541,8 @@ _ORDER_COLUMNS = """o.external_id, o.fulfilment, o.currency, o.total_minor, o.pl
        p.hold_until AS pickup_hold_until, p.visit_start AS pickup_visit_start,
        p.visit_end AS pickup_visit_end, p.delegate_name AS pickup_delegate,
        p.collected_at AS pickup_collected_at, p.handed_to AS pickup_handed_to,
+       CASE WHEN p.status = 'ready' THEN p.qr_svg END AS pickup_qr_svg,
+       p.qr_url AS pickup_qr_url,
        o.closed_at,
        EXISTS (SELECT 1 FROM one_time_code oc WHERE oc."order" = o.id
                AND oc.used_at IS NULL{fence}) AS has_open_code,
@@ -767,6 +772,8 @@ def _pickup_view(order: Mapping[str, Any], lines: list[dict[str, Any]]) -> Picku
         delegate_name=order["pickup_delegate"],
         collected_at=order["pickup_collected_at"],
         collected_by=handed_to if handed_to and handed_to != order["customer_name"] else None,
+        qr_svg=order["pickup_qr_svg"] or "",
+        qr_url=order["pickup_qr_url"] or "",
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from piccolo.columns import Column
 
 from portal.db.tables import AccessToken, Order, OrderEvent, OrderLine, Pickup, Reminder
-from portal.domain import DomainError, InvalidTransition, tokens
+from portal.domain import DomainError, InvalidTransition, qr, tokens
 from portal.domain import pickup as rules
 from portal.domain.i18n import N_, words_of
 from portal.domain.order import EventType, Fulfilment, OrderStatus, transition
@@ -232,7 +232,16 @@ async def mark_ready(
         values: dict[Any, Any] = {Pickup.status: target, Pickup.updated_at: now}
         if target is PickupStatus.READY and status is not PickupStatus.READY:
             until = rules.hold_until(now, pickup["hold_days"])
-            values.update({Pickup.ready_at: now, Pickup.hold_until: until})
+            # The handover QR the page shows from now on, made once (portal.domain.qr).
+            url = qr.handover_url(rt.settings.base_url, order_id, pickup["code"])
+            values.update(
+                {
+                    Pickup.ready_at: now,
+                    Pickup.hold_until: until,
+                    Pickup.qr_svg: qr.image(url),
+                    Pickup.qr_url: url,
+                }
+            )
             await _move_order(rt, pickup, OrderStatus.READY_FOR_PICKUP)
             event_id = await _event(rt, order_id, EventType.READY_FOR_PICKUP)
             await _sms(rt, pickup, "ready_for_pickup", f"event:{event_id}")

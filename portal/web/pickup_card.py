@@ -1,5 +1,5 @@
 """The shopper's side of click-and-collect on the tracking page: the visit form's choices,
-reading a chosen visit back, and the pickup code's QR.
+reading a chosen visit back.
 
 The visit form is two plain selects (day, time), so it works without JavaScript; a time
 that is closed on the chosen day is refused by the service with the domain's words.
@@ -11,11 +11,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
-
-import segno
-from markupsafe import Markup
 
 from portal.domain import pickup as rules
 from portal.domain.i18n import N_
@@ -27,28 +23,6 @@ SLOT = timedelta(hours=1)
 SHORTEST_SLOT = timedelta(minutes=15)
 GRID_MINUTES = 15  # a span under way is offered from the next quarter hour
 NAME_KEPT = 200  # what is typed is shown back on an error, cut to a sane length
-
-
-def handover_url(base_url: str, order_id: int, code: str) -> str:
-    """The clerk console's handover for this order; it does nothing without a clerk session."""
-    return f"{base_url}/clerk/orders/{order_id}/handover?code={code}"
-
-
-@lru_cache(maxsize=1024)
-def qr_svg(url: str, title: str = "QR code of the pickup code") -> Markup:
-    """Inline SVG (no request, no script): dark on white so any phone screen scans. The
-    title is what a screen reader says, in the page's language."""
-    qr = segno.make(url, error="m", micro=False)
-    svg = qr.svg_inline(
-        scale=1,
-        dark="#000",
-        light="#fff",
-        omitsize=True,
-        svgclass="qr",
-        lineclass=None,
-        title=title,
-    )
-    return Markup(svg)  # noqa: S704  (segno's own markup around a URL it encoded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,12 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from markupsafe import Markup
 
+from portal.domain import qr
 from portal.domain.i18n import N_
 from portal.services import orders, returns
 from portal.services.errors import ServiceError
 from portal.templating import Words, translate
 from portal.web.deps import RT
-from portal.web.pickup_card import qr_svg
 from portal.web.render import render
 
 KEPT = 300
@@ -84,7 +84,7 @@ def returns_context(
         title = translate(locale, N_("QR code of the return code"))
         for ret in view.returns:
             if ret.live:
-                qrs[ret.id] = qr_svg(counter_url(rt.settings.base_url, ret.id, ret.code), title)
+                qrs[ret.id] = qr.svg(counter_url(rt.settings.base_url, ret.id, ret.code), title)
     return {"r": view, "rform": rform, "return_qr": qrs, **words(locale)}
 
 

@@ -12,7 +12,9 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_429_TOO_MANY_REQUESTS
+from markupsafe import Markup
 
+from portal.domain import qr
 from portal.domain.delivery import ChangeStatus
 from portal.domain.i18n import N_
 from portal.domain.locale import NATIVE_NAMES, PAGE_LOCALES, from_accept_language, page_locale
@@ -509,6 +511,18 @@ def _locale(view: orders.TrackingView) -> str:
     return page_locale(view.state.locale)
 
 
+def _handover_qr(
+    rt: RT, order_id: int, pickup: orders.PickupView, code: str, locale: str
+) -> Markup:
+    """The pickup code's QR: the one kept since the order became ready, unless it was made
+    for another URL (the base URL changed since) or none was kept."""
+    url = qr.handover_url(rt.settings.base_url, order_id, code)
+    title = translate(locale, N_("QR code of the pickup code"))
+    if pickup.qr_svg and pickup.qr_url == url:
+        return qr.titled(pickup.qr_svg, title)
+    return qr.svg(url, title)
+
+
 def _context(
     rt: RT,
     token: str,
@@ -521,14 +535,11 @@ def _context(
     saved: str | None = None,
 ) -> dict[str, Any]:
     locale = _locale(view)
-    qr = None
+    handover_qr = None
     if view.pickup is not None:
         if view.pickup.code:
-            qr = pickup_card.qr_svg(
-                pickup_card.handover_url(
-                    rt.settings.base_url, view.state.order_id, view.pickup.code
-                ),
-                translate(locale, N_("QR code of the pickup code")),
+            handover_qr = _handover_qr(
+                rt, view.state.order_id, view.pickup, view.pickup.code, locale
             )
         if forms is None and with_forms:
             forms = pickup_card.forms_for(view, rt.clock.now(), locale)
@@ -541,7 +552,7 @@ def _context(
         "w": PAGE_WORDS(locale),  # statuses, events, places: translated once per language
         "poll_seconds": rt.settings.poll_seconds,
         "live": not view.state.final,
-        "qr": qr,
+        "qr": handover_qr,
         "forms": forms,
         "oob": False,
         "oob_progress": False,

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 import pytest
 
 from portal.db.tables import OrderLine, Pickup, Store
+from portal.domain import qr
+from portal.domain.qr import handover_url
 from portal.services import pickup as pickup_service
-from portal.web.pickup_card import handover_url, qr_svg
 from tests.conftest import BASE_URL
 from tests.web.helpers import create_order, csrf_field, path_of
 
@@ -118,9 +119,21 @@ async def test_a_ready_order_shows_its_code_and_the_qr_of_the_clerks_handover(
     html = (await client.get(order["path"])).text
     assert f'<p class="pickup-code" translate="no">{spaced(code)}</p>' in html
     # The inline SVG is the QR of the handover URL (the same bytes segno makes for it).
-    expected = qr_svg(handover_url(BASE_URL, order["id"], code))
+    url = handover_url(BASE_URL, order["id"], code)
+    expected = qr.svg(url, "QR code of the pickup code")
     assert expected.startswith('<svg viewBox="0 0 ') and 'class="qr"' in expected
     assert expected in html
+    # Made once, when the order became ready, and kept with the pickup for the page.
+    kept = (
+        await Pickup.select(Pickup.qr_svg, Pickup.qr_url).where(Pickup.order == order["id"]).first()
+    )
+    assert kept == {"qr_svg": qr.image(url), "qr_url": url}
+    # One kept for another address (the base URL changed since) is not shown: the page
+    # makes the QR of the address the clerks use now.
+    await Pickup.update({Pickup.qr_url: "https://old.example.com/clerk/orders/1/handover"}).where(
+        Pickup.order == order["id"]
+    )
+    assert expected in (await client.get(order["path"])).text
     assert f"/clerk/orders/{order['id']}/handover?code={code}" == handover_url(
         "", order["id"], code
     )
