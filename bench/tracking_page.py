@@ -467,12 +467,16 @@ def add_return(
     inspected = received + step if received and status != "received" else None
     rid = ctx.next_return
     ctx.next_return += 1
+    # The counter's QR the app keeps from the return's start (the page reads it only while
+    # the return is live, so the refunded and rejected ones are left without).
+    code = return_code(rid)
+    qr_url = "" if status in ("refunded", "rejected") else qr.counter_url(BASE_URL, rid, code)
     accepted = {"inspected": 1, "refunded": 1, "rejected": 0}.get(status)
     out["return_request"].append(
         (
             rid,
             oid,
-            return_code(rid),
+            code,
             status,
             "store" if by_store else "courier",
             return_store,
@@ -485,6 +489,8 @@ def add_return(
             received,
             inspected,
             inspected or received or approved or created,
+            qr.image(qr_url) if qr_url else "",
+            qr_url,
         )
     )
     out["return_line"].append(
@@ -833,6 +839,8 @@ COLUMNS = {
         "received_at",
         "inspected_at",
         "updated_at",
+        "qr_svg",
+        "qr_url",
     ],
     "return_line": [
         "id",

@@ -236,6 +236,10 @@ class ReturnRequest(Table, tablename="return_request"):
     label_carrier = Varchar(length=64, null=True, default=None)
     label_tracking = Varchar(length=64, null=True, default=None)
     rejection_reason = Varchar(length=300, null=True, default=None)
+    # The counter's QR (portal.domain.qr, without its title) and the URL it encodes, made
+    # when the return is made; the page makes its own for another URL or none (older ones).
+    qr_svg = Text(default="")
+    qr_url = Varchar(length=300, default="")
     received_by = ForeignKey(
         references=StaffUser, null=True, default=None, on_delete=OnDelete.restrict
     )

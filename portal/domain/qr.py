@@ -3,8 +3,9 @@ any phone screen scans.
 
 Making one costs a few ms (most of it segno choosing the best of eight masks), several
 times a whole page. So a pickup's QR is made once, when the order becomes ready, and kept
-with the pickup (services.pickup); the page only adds its title, in the page's language,
-which a screen reader says.
+with the pickup (services.pickup), and a return's when the return is made
+(services.returns); the page only adds its title, in the page's language, which a screen
+reader says.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from markupsafe import Markup
 def handover_url(base_url: str, order_id: int, code: str) -> str:
     """The clerk console's handover for this order; it does nothing without a clerk session."""
     return f"{base_url}/clerk/orders/{order_id}/handover?code={code}"
+
+
+def counter_url(base_url: str, return_id: int, code: str) -> str:
+    """The clerk console's page for this return; it does nothing without a clerk session."""
+    return f"{base_url}/clerk/returns/{return_id}?code={code}"
 
 
 def image(url: str) -> str:
@@ -40,3 +46,11 @@ def titled(svg: str, title: str) -> Markup:
 def svg(url: str, title: str) -> Markup:
     """The QR of `url` with its title, made here (for a QR not kept anywhere)."""
     return titled(image(url), title)
+
+
+def kept_or_made(kept_svg: str, kept_url: str, url: str, title: str) -> Markup:
+    """The QR of `url`: the one kept, unless it was made for another URL (the base URL
+    changed since) or none was kept (made before QR codes were kept)."""
+    if kept_svg and kept_url == url:
+        return titled(kept_svg, title)
+    return svg(url, title)

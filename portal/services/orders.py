@@ -14,6 +14,7 @@ from portal import db
 from portal.db.tables import AccessToken, Customer, Order, OrderEvent, OrderLine, Shipment, Store
 from portal.domain import DomainError, InvalidTransition, locale, tokens
 from portal.domain import pickup as pickup_rules
+from portal.domain import returns as return_rules
 from portal.domain.money import InvalidMoney, check_currency, format_decimal_string, to_minor
 from portal.domain.order import (
     SHOP_EVENTS,
@@ -595,12 +596,14 @@ REFUND_COLUMNS = (
     "created_at",
     "updated_at",
 )
+_FINAL_RETURNS = ", ".join(sorted(f"'{status.value}'" for status in return_rules.FINAL))
 RETURN_ROW_COLUMNS = {  # name: what it is
     "id": "rr.id",
     "code": "rr.code",
     "status": "rr.status",
     "method": "rr.method",
-    "store_name": "s.name",
+    # By its key (a join to store may hash the whole store table for each page).
+    "store_name": "(SELECT st.name FROM store st WHERE st.id = rr.store)",
     "label_url": "rr.label_url",
     "label_carrier": "rr.label_carrier",
     "return_rejection_reason": "rr.rejection_reason",
@@ -615,9 +618,11 @@ RETURN_ROW_COLUMNS = {  # name: what it is
     "note": "rl.note",
     "accepted_quantity": "rl.accepted_quantity",
     "rejection_reason": "rl.rejection_reason",
+    # The counter's QR, while the page shows it (the return is not over).
+    "qr_svg": f"CASE WHEN rr.status IN ({_FINAL_RETURNS}) THEN '' ELSE rr.qr_svg END",
+    "qr_url": "rr.qr_url",
 }
 _RETURNS_OF_ORDER = """FROM return_request rr
-     LEFT JOIN store s ON s.id = rr.store
      LEFT JOIN return_line rl ON rl.return_request = rr.id
      LEFT JOIN order_line ol ON ol.id = rl.order_line
 WHERE rr."order" = {} ORDER BY rr.id, rl.id"""

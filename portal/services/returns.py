@@ -29,7 +29,7 @@ from portal.db.tables import (
     ReturnRequest,
     Store,
 )
-from portal.domain import DomainError, InvalidTransition
+from portal.domain import DomainError, InvalidTransition, qr
 from portal.domain import refunds as refund_rules
 from portal.domain import returns as rules
 from portal.domain.i18n import N_
@@ -287,6 +287,11 @@ async def start_return(
             )
         ).returning(ReturnRequest.id)
         return_id = int(inserted[0]["id"])
+        # The QR the page shows at the counter, made once (portal.domain.qr).
+        url = qr.counter_url(rt.settings.base_url, return_id, code)
+        await ReturnRequest.update(
+            {ReturnRequest.qr_svg: qr.image(url), ReturnRequest.qr_url: url}
+        ).where(ReturnRequest.id == return_id)
         await ReturnLine.insert(
             *(
                 ReturnLine(
@@ -943,6 +948,9 @@ class ReturnCard:
     created_at: datetime
     lines: list[dict[str, Any]]
     steps: list[tuple[str, str]]
+    # While it is live: the counter's QR made with the return, and the URL it encodes.
+    qr_svg: str = ""
+    qr_url: str = ""
 
     @property
     def display_code(self) -> str:
@@ -1033,6 +1041,8 @@ async def returns_view(
                 created_at=row["created_at"],
                 lines=[],
                 steps=[(s.value, state) for s, state in rules.steps(ReturnStatus(row["status"]))],
+                qr_svg=row["qr_svg"] or "",
+                qr_url=row["qr_url"] or "",
             )
         if row["line_id"] is not None:
             line = {"id": row["line_id"], "return_request": row["id"]}

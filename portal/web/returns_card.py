@@ -71,11 +71,6 @@ REFUND_WORDS = {
 words = Words(reason_words=REASON_WORDS, return_steps=RETURN_STEP_WORDS, refund_words=REFUND_WORDS)
 
 
-def counter_url(base_url: str, return_id: int, code: str) -> str:
-    """The clerk console's page for this return; it does nothing without a clerk session."""
-    return f"{base_url}/clerk/returns/{return_id}?code={code}"
-
-
 def returns_context(
     rt: RT, view: returns.ReturnsView | None, locale: str, rform: ReturnForm | None = None
 ) -> dict[str, Any]:
@@ -84,7 +79,8 @@ def returns_context(
         title = translate(locale, N_("QR code of the return code"))
         for ret in view.returns:
             if ret.live:
-                qrs[ret.id] = qr.svg(counter_url(rt.settings.base_url, ret.id, ret.code), title)
+                url = qr.counter_url(rt.settings.base_url, ret.id, ret.code)
+                qrs[ret.id] = qr.kept_or_made(ret.qr_svg, ret.qr_url, url, title)
     return {"r": view, "rform": rform, "return_qr": qrs, **words(locale)}
 
 

@@ -514,13 +514,10 @@ def _locale(view: orders.TrackingView) -> str:
 def _handover_qr(
     rt: RT, order_id: int, pickup: orders.PickupView, code: str, locale: str
 ) -> Markup:
-    """The pickup code's QR: the one kept since the order became ready, unless it was made
-    for another URL (the base URL changed since) or none was kept."""
+    """The pickup code's QR, kept since the order became ready."""
     url = qr.handover_url(rt.settings.base_url, order_id, code)
     title = translate(locale, N_("QR code of the pickup code"))
-    if pickup.qr_svg and pickup.qr_url == url:
-        return qr.titled(pickup.qr_svg, title)
-    return qr.svg(url, title)
+    return qr.kept_or_made(pickup.qr_svg, pickup.qr_url, url, title)
 
 
 def _context(

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from portal.db.tables import AuditLog, Refund, ReturnRequest, SmsMessage
+from portal.domain.qr import counter_url
 from portal.services.staff import create_staff
-from portal.web.returns_card import counter_url
 from tests.conftest import BASE_URL
 from tests.web.conftest import CLERK_PASSWORD, MANAGER_PASSWORD
 from tests.web.helpers import create_order, csrf_field, path_of, post_event, sign_in

@@ -22,8 +22,10 @@ from portal.db.tables import (
     SmsMessage,
     Store,
 )
+from portal.domain import qr
 from portal.services import orders, returns
 from portal.services.errors import Conflict
+from tests.conftest import BASE_URL
 from tests.web.helpers import create_order, csrf_field, path_of, post_event
 
 
@@ -119,7 +121,16 @@ async def test_review_shows_what_will_go_back_then_confirm_gives_a_code(client, 
     assert "Done: your return is registered." in page
     assert f"{ret['code'][:4]}-{ret['code'][4:]}" in page
     assert "Bring the items and this code to <strong>Milano Centro</strong>" in page
-    assert "<svg" in page  # the QR
+    # The QR of the clerks' page for this return, made with the return and kept with it.
+    url = qr.counter_url(BASE_URL, ret["id"], ret["code"])
+    shown = qr.svg(url, "QR code of the return code")
+    assert shown in page
+    assert (ret["qr_svg"], ret["qr_url"]) == (qr.image(url), url)
+    # One kept for another address (the base URL changed since) is not shown.
+    await ReturnRequest.update({ReturnRequest.qr_url: "https://old.example.com/x"}).where(
+        ReturnRequest.id == ret["id"]
+    )
+    assert shown in (await client.get(order["path"])).text
     assert "Return approved" in page  # the timeline
     kinds = [
         r["kind"]
