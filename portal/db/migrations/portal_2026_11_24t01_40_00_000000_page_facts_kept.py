@@ -2,23 +2,31 @@ from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.columns.column_types import Text, Varchar
 from piccolo.columns.indexes import IndexMethod
 
-ID = "2026-11-24T02:00:00:000000"
+ID = "2026-11-24T01:40:00:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "pickup qr"
+DESCRIPTION = "page facts kept"
+
+# What the page showed from per-process caches, now made once and kept: the customer's
+# masked phone and time zone, the pickup's handover QR, the return's counter QR. Rows from
+# before keep "": the page works them out itself.
+COLUMNS = (
+    ("Customer", "customer", "phone_masked", Varchar, {"length": 40}),
+    ("Customer", "customer", "timezone", Varchar, {"length": 64}),
+    ("Pickup", "pickup", "qr_svg", Text, {}),
+    ("Pickup", "pickup", "qr_url", Varchar, {"length": 300}),
+    ("ReturnRequest", "return_request", "qr_svg", Text, {}),
+    ("ReturnRequest", "return_request", "qr_url", Varchar, {"length": 300}),
+)
 
 
 async def forwards():
     manager = MigrationManager(
         migration_id=ID, app_name="portal", description=DESCRIPTION
     )
-    # Pickups ready before: "" (the page makes their QR itself).
-    for column, column_class, extra in (
-        ("qr_svg", Text, {}),
-        ("qr_url", Varchar, {"length": 300}),
-    ):
+    for table_class_name, tablename, column, column_class, extra in COLUMNS:
         manager.add_column(
-            table_class_name="Pickup",
-            tablename="pickup",
+            table_class_name=table_class_name,
+            tablename=tablename,
             column_name=column,
             db_column_name=column,
             column_class_name=column_class.__name__,
