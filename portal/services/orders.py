@@ -225,9 +225,18 @@ def _struct_dict(struct: Any) -> dict[str, Any]:
 async def _upsert_customer(data: OrderIn, phone: str, lang: str, now: datetime) -> int:
     row = await Customer.select(Customer.id).where(Customer.phone == phone).first()
     name, email = data.customer.name, data.customer.email
+    # What the page shows of the number, worked out here once rather than on every view
+    # (a customer from before they were kept gets them with the next order).
+    masked, zone = mask(phone), timezone_of(phone, "")
     if row:
         await Customer.update(
-            {Customer.name: name, Customer.email: email, Customer.locale: lang}
+            {
+                Customer.name: name,
+                Customer.email: email,
+                Customer.locale: lang,
+                Customer.phone_masked: masked,
+                Customer.timezone: zone,
+            }
         ).where(Customer.id == row["id"])
         return int(row["id"])
     customer = Customer(
@@ -236,8 +245,8 @@ async def _upsert_customer(data: OrderIn, phone: str, lang: str, now: datetime) 
         email=email,
         locale=lang,
         created_at=now,
-        phone_masked=mask(phone),
-        timezone=timezone_of(phone, ""),
+        phone_masked=masked,
+        timezone=zone,
     )
     inserted = await Customer.insert(customer).returning(Customer.id)
     return int(inserted[0]["id"])

@@ -170,3 +170,6 @@ async def test_a_shoppers_phone_and_time_zone_are_worked_out_once_and_shown_the_
     assert "9:30" in page and "10:30" not in page
     await Customer.update({Customer.phone_masked: "", Customer.timezone: ""}).where(Customer.id > 0)
     assert without_tokens((await client.get(path)).text) == page
+    # Such a customer's next order keeps them.
+    await create_order(client, auth, external_id="T-ZONE-2", customer=lisbon)
+    assert await Customer.select(Customer.phone_masked, Customer.timezone).first() == stored
