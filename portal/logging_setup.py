@@ -22,7 +22,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-# PORTAL_LOG_LEVEL, in any case ("warning" as well as "WARNING").
+# PORTAL_LOG_LEVEL: a level's name in any case ("warning", "WARN", "error", ...).
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -33,13 +33,14 @@ def configure_logging(level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root.handlers[:] = [handler]
-    wanted = (level or os.environ.get("PORTAL_LOG_LEVEL") or "INFO").strip().upper()
-    root.setLevel(wanted if wanted in LEVELS else "INFO")
+    given = level or os.environ.get("PORTAL_LOG_LEVEL") or "INFO"
+    known = logging.getLevelNamesMapping().get(given.strip().upper())
+    root.setLevel(logging.INFO if known is None else known)
     # APScheduler logs every run at INFO; our jobs log what they did when they did something.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("piccolo").setLevel(logging.WARNING)
     root._portal_configured = True  # type: ignore[attr-defined]
-    if wanted not in LEVELS:
+    if known is None:
         logging.getLogger(__name__).warning(
-            "PORTAL_LOG_LEVEL %r is not one of %s; logging at INFO", wanted, ", ".join(LEVELS)
+            "PORTAL_LOG_LEVEL %r is not one of %s; logging at INFO", given, ", ".join(LEVELS)
         )

@@ -202,10 +202,11 @@ class Pickup(Table, tablename="pickup"):
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
     # The handover QR (portal.domain.qr, an SVG without its title) and the URL it encodes,
-    # made once when the order becomes ready; the page makes its own when the URL is not
-    # this one (the base URL changed) or there is none (orders ready before it was kept).
+    # made once when the order becomes ready and cleared once it is collected or expired;
+    # the page makes its own when the URL is not this one (the base URL changed) or there
+    # is none (orders ready before it was kept).
     qr_svg = Text(default="")
-    qr_url = Varchar(length=300, default="")
+    qr_url = Text(default="")
 
 
 class Reminder(Table, tablename="reminder"):
@@ -237,9 +238,10 @@ class ReturnRequest(Table, tablename="return_request"):
     label_tracking = Varchar(length=64, null=True, default=None)
     rejection_reason = Varchar(length=300, null=True, default=None)
     # The counter's QR (portal.domain.qr, without its title) and the URL it encodes, made
-    # when the return is made; the page makes its own for another URL or none (older ones).
+    # when the return is made and cleared once it is over; the page makes its own for
+    # another URL or none (older ones).
     qr_svg = Text(default="")
-    qr_url = Varchar(length=300, default="")
+    qr_url = Text(default="")
     received_by = ForeignKey(
         references=StaffUser, null=True, default=None, on_delete=OnDelete.restrict
     )

@@ -51,6 +51,6 @@ def svg(url: str, title: str) -> Markup:
 def kept_or_made(kept_svg: str, kept_url: str, url: str, title: str) -> Markup:
     """The QR of `url`: the one kept, unless it was made for another URL (the base URL
     changed since) or none was kept (made before QR codes were kept)."""
-    if kept_svg and kept_url == url:
+    if kept_url == url and kept_svg.startswith("<svg "):
         return titled(kept_svg, title)
     return svg(url, title)

@@ -7,6 +7,7 @@ the pickup row (FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE on SQLite), so one win
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -232,16 +233,7 @@ async def mark_ready(
         values: dict[Any, Any] = {Pickup.status: target, Pickup.updated_at: now}
         if target is PickupStatus.READY and status is not PickupStatus.READY:
             until = rules.hold_until(now, pickup["hold_days"])
-            # The handover QR the page shows from now on, made once (portal.domain.qr).
-            url = qr.handover_url(rt.settings.base_url, order_id, pickup["code"])
-            values.update(
-                {
-                    Pickup.ready_at: now,
-                    Pickup.hold_until: until,
-                    Pickup.qr_svg: qr.image(url),
-                    Pickup.qr_url: url,
-                }
-            )
+            values.update({Pickup.ready_at: now, Pickup.hold_until: until})
             await _move_order(rt, pickup, OrderStatus.READY_FOR_PICKUP)
             event_id = await _event(rt, order_id, EventType.READY_FOR_PICKUP)
             await _sms(rt, pickup, "ready_for_pickup", f"event:{event_id}")
@@ -260,7 +252,21 @@ async def mark_ready(
                 store_id=pickup["store"],
                 details={"ready": ready, "total": total, "order": pickup["external_id"]},
             )
+    if target is PickupStatus.READY and status is not PickupStatus.READY:
+        await _keep_handover_qr(rt, pickup["id"], order_id, pickup["code"])
     return Readiness(target, ready, total)
+
+
+async def _keep_handover_qr(rt: Runtime, pickup_id: int, order_id: int, code: str) -> None:
+    """The handover QR the page shows while the order waits, made once (portal.domain.qr):
+    after the commit and off the event loop (a few ms of CPU), so no lock waits on it. Until
+    it is kept, or if this fails, the page makes the QR itself."""
+    url = qr.handover_url(rt.settings.base_url, order_id, code)
+    svg = await asyncio.to_thread(qr.image, url)
+    async with rt.writing():
+        await Pickup.update({Pickup.qr_svg: svg, Pickup.qr_url: url}).where(
+            (Pickup.id == pickup_id) & (Pickup.status == PickupStatus.READY)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +324,9 @@ async def hand_over(rt: Runtime, actor: Actor, order_id: int, typed_code: str) -
                 Pickup.hold_until: None,
                 Pickup.wrong_codes: 0,
                 Pickup.updated_at: now,
+                # The QR served while it waited; nothing shows it any more.
+                Pickup.qr_svg: "",
+                Pickup.qr_url: "",
             }
         ).where(Pickup.id == pickup["id"])
         await _move_order(rt, pickup, OrderStatus.COLLECTED)
@@ -415,6 +424,8 @@ async def expire_due(rt: Runtime) -> int:
                     Pickup.status: PickupStatus.EXPIRED,
                     Pickup.hold_until: None,
                     Pickup.updated_at: now,
+                    Pickup.qr_svg: "",
+                    Pickup.qr_url: "",
                 }
             ).where(Pickup.id == pickup["id"])
             await _move_order(rt, pickup, OrderStatus.CANCELLED)

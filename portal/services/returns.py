@@ -10,6 +10,7 @@ exceeds what was received (portal/domain/returns.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -287,11 +288,6 @@ async def start_return(
             )
         ).returning(ReturnRequest.id)
         return_id = int(inserted[0]["id"])
-        # The QR the page shows at the counter, made once (portal.domain.qr).
-        url = qr.counter_url(rt.settings.base_url, return_id, code)
-        await ReturnRequest.update(
-            {ReturnRequest.qr_svg: qr.image(url), ReturnRequest.qr_url: url}
-        ).where(ReturnRequest.id == return_id)
         await ReturnLine.insert(
             *(
                 ReturnLine(
@@ -316,7 +312,20 @@ async def start_return(
             await _move(rt, order, ret, ReturnStatus.APPROVED, by="auto")
             status = ReturnStatus.APPROVED
         await _bump(rt, order_id)
+    await _keep_counter_qr(rt, return_id, code)
     return Started(return_id, code, status)
+
+
+async def _keep_counter_qr(rt: Runtime, return_id: int, code: str) -> None:
+    """The counter's QR the page shows while the return is live, made once
+    (portal.domain.qr): after the commit and off the event loop (a few ms of CPU). Until it
+    is kept, or if this fails, the page makes the QR itself."""
+    url = qr.counter_url(rt.settings.base_url, return_id, code)
+    svg = await asyncio.to_thread(qr.image, url)
+    async with rt.writing():
+        await ReturnRequest.update({ReturnRequest.qr_svg: svg, ReturnRequest.qr_url: url}).where(
+            (ReturnRequest.id == return_id) & ReturnRequest.status.not_in(list(rules.FINAL))
+        )
 
 
 async def _unique_code() -> str:
@@ -405,6 +414,9 @@ async def _move(
         ReturnRequest.updated_at: now,
         **(values or {}),
     }
+    if target in rules.FINAL:  # the counter's QR is shown no more
+        update[ReturnRequest.qr_svg] = ""
+        update[ReturnRequest.qr_url] = ""
     if target is ReturnStatus.APPROVED:
         update[ReturnRequest.approved_at] = now
     elif target is ReturnStatus.RECEIVED:
@@ -763,7 +775,12 @@ async def update_refund(
             # The return ends with its money back (no second timeline entry: the refund's
             # own "refunded" is it).
             await ReturnRequest.update(
-                {ReturnRequest.status: ReturnStatus.REFUNDED, ReturnRequest.updated_at: now}
+                {
+                    ReturnRequest.status: ReturnStatus.REFUNDED,
+                    ReturnRequest.updated_at: now,
+                    ReturnRequest.qr_svg: "",  # the counter's QR is shown no more
+                    ReturnRequest.qr_url: "",
+                }
             ).where(ReturnRequest.id == ret["id"])
             # ...but the shop hears of it like of every other step of a return.
             await _tell_shop(

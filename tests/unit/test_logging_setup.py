@@ -30,7 +30,7 @@ def _log_lines(level: str) -> list[dict[str, str]]:
     return [json.loads(line) for line in done.stderr.splitlines()]
 
 
-@pytest.mark.parametrize("level", ["warning", "WARNING", " Warning "])
+@pytest.mark.parametrize("level", ["warning", "WARNING", " Warning ", "warn"])
 def test_the_level_is_read_in_any_case(level: str) -> None:
     assert [line["msg"] for line in _log_lines(level)] == ["a warning line"]
 
@@ -38,7 +38,7 @@ def test_the_level_is_read_in_any_case(level: str) -> None:
 def test_an_unknown_level_is_named_and_logging_goes_on_at_info() -> None:
     lines = _log_lines("loud")
     assert (
-        "PORTAL_LOG_LEVEL 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        "PORTAL_LOG_LEVEL 'loud' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
         in (lines[0]["msg"])
     )
     assert [line["msg"] for line in lines[1:]] == ["an info line", "a warning line"]

@@ -36,3 +36,18 @@ async def test_misses_counted_by_one_worker_block_the_client_at_another(tmp_path
     await first.record_miss(guesser)
     assert await second.blocked(guesser)
     assert not await second.blocked(request_from("198.51.100.1"))
+
+
+async def test_a_blocked_client_is_let_through_again_in_the_next_minute(monkeypatch) -> None:
+    now = [1_800_000_000.0]  # the start of a minute
+    monkeypatch.setattr("portal.web.limits.time.time", lambda: now[0])
+    limiter = MissLimiter(MemoryStore(), limit_per_minute=2)
+    guesser = request_from("203.0.113.7")
+    await limiter.record_miss(guesser)
+    await limiter.record_miss(guesser)
+    now[0] += 59
+    assert await limiter.blocked(guesser)
+    now[0] += 1
+    assert not await limiter.blocked(guesser)
+    await limiter.record_miss(guesser)
+    assert not await limiter.blocked(guesser)  # one miss in this minute

@@ -411,6 +411,9 @@ async def test_the_right_code_hands_the_order_over_once_and_a_second_handover_ge
     assert "handed to Giulia Bianchi, by anna.rossi" in done.text
     assert not button("Mark ready").search(done.text)
     assert await api_status(client, auth, order["external_id"]) == "collected"
+    # The handover QR kept while it waited is dropped with it.
+    kept = await Pickup.select(Pickup.qr_svg, Pickup.qr_url).where(Pickup.order == order["id"])
+    assert kept == [{"qr_svg": "", "qr_url": ""}]
 
     again = await hand_over(client, order["id"], code)
     assert again.status_code == 409

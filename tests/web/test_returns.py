@@ -127,10 +127,12 @@ async def test_review_shows_what_will_go_back_then_confirm_gives_a_code(client, 
     assert shown in page
     assert (ret["qr_svg"], ret["qr_url"]) == (qr.image(url), url)
     # One kept for another address (the base URL changed since) is not shown.
-    await ReturnRequest.update({ReturnRequest.qr_url: "https://old.example.com/x"}).where(
-        ReturnRequest.id == ret["id"]
-    )
-    assert shown in (await client.get(order["path"])).text
+    old = qr.counter_url("https://old.example.com", ret["id"], ret["code"])
+    await ReturnRequest.update(
+        {ReturnRequest.qr_svg: qr.image(old), ReturnRequest.qr_url: old}
+    ).where(ReturnRequest.id == ret["id"])
+    again = (await client.get(order["path"])).text
+    assert shown in again and qr.svg(old, "QR code of the return code") not in again
     assert "Return approved" in page  # the timeline
     kinds = [
         r["kind"]
@@ -304,6 +306,7 @@ async def test_the_shop_follows_a_return_to_its_refund_and_the_shopper_sees_each
     assert "Refund paid" in html  # the timeline
     ret = await ReturnRequest.select().where(ReturnRequest.id == ret["id"]).first()
     assert ret["status"] == "refunded"
+    assert (ret["qr_svg"], ret["qr_url"]) == ("", "")  # over: no QR is kept any more
     sms = [
         r["kind"]
         for r in await SmsMessage.select(SmsMessage.kind).where(SmsMessage.order == order["id"])

@@ -129,11 +129,15 @@ async def test_a_ready_order_shows_its_code_and_the_qr_of_the_clerks_handover(
     )
     assert kept == {"qr_svg": qr.image(url), "qr_url": url}
     # One kept for another address (the base URL changed since) is not shown: the page
-    # makes the QR of the address the clerks use now.
-    await Pickup.update({Pickup.qr_url: "https://old.example.com/clerk/orders/1/handover"}).where(
-        Pickup.order == order["id"]
-    )
-    assert expected in (await client.get(order["path"])).text
+    # makes the QR of the address the clerks use now. Nor is a missing one missed.
+    old = handover_url("https://old.example.com", order["id"], code)
+    old_qr = qr.svg(old, "QR code of the pickup code")
+    for kept_svg, kept_url in ((qr.image(old), old), ("", "")):
+        await Pickup.update({Pickup.qr_svg: kept_svg, Pickup.qr_url: kept_url}).where(
+            Pickup.order == order["id"]
+        )
+        again = (await client.get(order["path"])).text
+        assert expected in again and old_qr not in again
     assert f"/clerk/orders/{order['id']}/handover?code={code}" == handover_url(
         "", order["id"], code
     )

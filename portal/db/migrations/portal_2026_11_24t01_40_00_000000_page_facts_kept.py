@@ -13,9 +13,9 @@ COLUMNS = (
     ("Customer", "customer", "phone_masked", Varchar, {"length": 40}),
     ("Customer", "customer", "timezone", Varchar, {"length": 64}),
     ("Pickup", "pickup", "qr_svg", Text, {}),
-    ("Pickup", "pickup", "qr_url", Varchar, {"length": 300}),
+    ("Pickup", "pickup", "qr_url", Text, {}),
     ("ReturnRequest", "return_request", "qr_svg", Text, {}),
-    ("ReturnRequest", "return_request", "qr_url", Varchar, {"length": 300}),
+    ("ReturnRequest", "return_request", "qr_url", Text, {}),
 )
 
 
