@@ -1,8 +1,9 @@
 """Rate limit for token routes: count misses (unknown/expired links) per client.
 
 Counting only misses stops anyone guessing links while leaving real shoppers alone, even
-many of them behind one carrier NAT address. Counts live in a Litestar Store (memory by
-default; any shared Store, such as Redis, makes the limit hold across workers).
+many of them behind one carrier NAT address. With the default, a store of this process
+(Litestar's MemoryStore), each worker counts its own in a plain dict of this minute's
+counts; a shared Store (such as Redis) makes the limit hold across workers.
 """
 
 from __future__ import annotations
@@ -26,26 +27,28 @@ class MissLimiter:
     def __init__(self, store: Store, limit_per_minute: int) -> None:
         self.store = store
         self.limit = limit_per_minute
-        # A store of this process alone (MemoryStore) holds only the misses counted here:
-        # a client with none this minute is not blocked, and every page spares the store's
-        # lock. A shared store (Redis) is asked every time: other workers count there too.
+        # A store of this process alone (MemoryStore) would hold only the misses counted
+        # here: they are counted in this minute's dict instead, with no await between the
+        # read and the write (no miss is lost to a race) and nothing left behind from
+        # earlier minutes. A shared store (Redis) is asked every time: other workers count
+        # there too.
         self._local = isinstance(store, MemoryStore)
-        self._missed: set[str] = set()  # this minute's buckets with a miss counted here
+        self._counts: dict[str, int] = {}  # this minute's misses per client (local store)
         self._window = 0
 
     def _bucket(self, request: Request[Any, Any, Any]) -> str:
         window = int(time.time() // WINDOW_SECONDS)
         if window != self._window:
             self._window = window
-            self._missed.clear()
+            self._counts.clear()
         return f"{client_key(request)}:{window}"
 
     async def blocked(self, request: Request[Any, Any, Any]) -> bool:
         if self.limit <= 0:
             return False
         key = self._bucket(request)
-        if self._local and key not in self._missed:
-            return False
+        if self._local:
+            return self._counts.get(key, 0) >= self.limit
         value = await self.store.get(key)
         return value is not None and int(value) >= self.limit
 
@@ -53,7 +56,9 @@ class MissLimiter:
         if self.limit <= 0:
             return
         key = self._bucket(request)
-        self._missed.add(key)
+        if self._local:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return
         value = await self.store.get(key)
         await self.store.set(key, str(int(value or 0) + 1), expires_in=WINDOW_SECONDS * 2)
 

@@ -3,6 +3,7 @@ workers share (where a miss counted by one worker blocks the client at the other
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,10 @@ async def test_a_blocked_client_is_let_through_again_in_the_next_minute(monkeypa
     assert not await limiter.blocked(guesser)
     await limiter.record_miss(guesser)
     assert not await limiter.blocked(guesser)  # one miss in this minute
+
+
+async def test_misses_at_the_same_moment_all_count() -> None:
+    limiter = MissLimiter(MemoryStore(), limit_per_minute=20)
+    guesser = request_from("203.0.113.7")
+    await asyncio.gather(*(limiter.record_miss(guesser) for _ in range(20)))
+    assert await limiter.blocked(guesser)
