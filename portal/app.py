@@ -15,6 +15,7 @@ from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -40,6 +41,7 @@ from portal.web.clerk_auth import (
 )
 from portal.web.counter import CounterController
 from portal.web.counter_returns import CounterReturnsController
+from portal.web.csrf import PortalCSRFMiddleware
 from portal.web.dev import DevController
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.health import healthz, metrics, readyz
@@ -170,12 +172,6 @@ def create_app(
         },
         lifespan=[lifespan],
         exception_handlers={**EXCEPTION_HANDLERS, SignInRequired: handle_sign_in_required},
-        csrf_config=CSRFConfig(
-            secret=settings.secret_key,
-            cookie_secure=settings.production,
-            cookie_samesite="lax",
-            exclude=["/api/", "/webhooks/"],
-        ),
         compression_config=CompressionConfig(
             backend="gzip", minimum_size=512, gzip_compress_level=6
         ),
@@ -193,7 +189,20 @@ def create_app(
             ),
         ),
         request_max_body_size=settings.max_body_bytes,
-        middleware=[security_headers, session_config(settings).middleware],
+        middleware=[
+            security_headers,
+            session_config(settings).middleware,
+            # Every form's CSRF check (Litestar's, with a lean path for GET: portal.web.csrf).
+            DefineMiddleware(
+                PortalCSRFMiddleware,
+                config=CSRFConfig(
+                    secret=settings.secret_key,
+                    cookie_secure=settings.production,
+                    cookie_samesite="lax",
+                    exclude=["^/api/", "^/webhooks/"],
+                ),
+            ),
+        ],
         stores={"rate_limit": store},
         debug=False,
         logging_config=None,
