@@ -6,8 +6,9 @@ while serving. Served as the app is, by portal.serving (uvicorn workers on one p
 with its own socket): `python bench/bare_app.py HOST PORT WORKERS` (run by the benchmark).
 Two kinds of constants (env `BARE_PAGES`):
 
-- `constant` (default): one realistic TrackingView for every request, a delivered home
-  delivery with 3 lines and 5 events, and no delivery or returns card.
+- `constant` (default): one realistic page for every request, a delivered home delivery
+  with 3 lines and 5 events and its returns card (the return window over), no delivery
+  card (a delivered order has none).
 - `sample`: the very pages the load asks for. At start-up (before it answers /healthz) the
   app reads each token of the benchmark's sample (`BARE_SAMPLE`, the tokens file) from the
   database (`BARE_DATABASE_URL`) through the app's own services, keeps each page's whole
@@ -45,10 +46,12 @@ from portal.domain.phone import mask
 from portal.runtime import build_runtime
 from portal.services import orders
 from portal.services.orders import TrackingState, TrackingView
+from portal.services.returns import ReturnsView
 from portal.serving import serve
 from portal.settings import Settings
 from portal.templating import make_environment
 from portal.web.render import render
+from portal.web.returns_card import returns_context
 from portal.web.shopper import PAGE, PAGE_HEADERS, _context, page_context
 
 CSRF_TOKEN = "bench-constant-csrf-token-0123456789abcdef"  # noqa: S105
@@ -114,6 +117,19 @@ def sample_view() -> TrackingView:
     )
 
 
+def constant_context(rt: Any, token: str) -> dict[str, Any]:
+    """The page context of `sample_view()` as the app builds it (shopper.page_context), with
+    its returns card: every delivered order's page has one. Here the return window is over
+    (the card says when it closed), as on most delivered pages of the benchmark's sample;
+    built from constants, so the page is the same on any day."""
+    view = sample_view()
+    context = _context(rt, token, view)
+    closes = view.events[0]["occurred_at"] + timedelta(days=rt.settings.return_days)
+    card = ReturnsView(window_open=False, closes_at=closes)
+    context.update(returns_context(rt, card, context["locale"]))
+    return context
+
+
 def sample_tokens(sample: Path) -> list[str]:
     """The tokens of the sample file tracking_page.py writes (a header line, then TSV)."""
     return [line.split("\t")[0] for line in sample.read_text().splitlines()[1:]]
@@ -141,7 +157,7 @@ def create_app() -> Litestar:
     env.globals["static"] = lambda name: f"/static/{name}?v={versions.get(name, '0')}"
     env.globals["dev_inbox"] = False
     rt = SimpleNamespace(templates=env, settings=Settings(secret_key=CSRF_TOKEN))
-    constant = _context(rt, "bench-token-0123456789", sample_view())  # type: ignore[arg-type]
+    constant = constant_context(rt, "bench-token-0123456789")
     pages: dict[str, dict[str, Any]] = {}
 
     @asynccontextmanager

@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bare_app import sample_tokens, sample_view  # noqa: E402
+from bare_app import constant_context, sample_tokens  # noqa: E402
 from tracking_page import BENCH_SECRET  # noqa: E402
 
 from portal.app import create_app  # noqa: E402
@@ -116,7 +116,7 @@ async def main(args: argparse.Namespace) -> None:
             assert view is not None
             context = await shopper.page_context(rt, t, view)
             contexts.append(context)
-        constant = shopper._context(rt, "bench-token", sample_view())  # type: ignore[arg-type]
+        constant = constant_context(rt, "bench-token")
         for context in [*contexts, constant]:
             context.update(page_callables(context["locale"], "x" * 43))  # as web.render does
         template = rt.templates.get_template(shopper.PAGE)

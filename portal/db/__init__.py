@@ -157,6 +157,9 @@ async def start(engine: Engine) -> None:
                 min_size=1,
                 max_size=READ_POOL_SIZE,
                 reset=_keep_session,
+                # Its few connections stay open: no idle timer is set and cancelled on
+                # every release (asyncpg's default closes them after 300 s unused).
+                max_inactive_connection_lifetime=0,
                 server_settings=FIXED_PLANS,
             )
         except BaseException:
