@@ -143,8 +143,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"the sample's content beyond the constant view (3 - 4): {s - c:.3f} ms")
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def sample_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the seeded database and tracking_page.py's token sample are."""
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--db", default="portal_bench")
     parser.add_argument(
@@ -153,5 +153,10 @@ if __name__ == "__main__":
         default=Path(tempfile.gettempdir()) / "portal-bench" / "portal_bench.tokens.tsv",
         help="the token sample tracking_page.py wrote",
     )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sample_arguments(parser)
     parser.add_argument("--batches", type=int, default=30)
     asyncio.run(main(parser.parse_args()))
