@@ -257,6 +257,10 @@ async def mark_ready(
     return Readiness(target, ready, total)
 
 
+# What a pickup that no longer waits keeps of its handover QR: nothing, as no page shows it.
+NO_HANDOVER_QR: dict[Column | str, Any] = {Pickup.qr_svg: "", Pickup.qr_url: ""}
+
+
 async def _keep_handover_qr(rt: Runtime, pickup_id: int, order_id: int, code: str) -> None:
     """The handover QR the page shows while the order waits, made once (portal.domain.qr):
     after the commit and off the event loop (a few ms of CPU), so no lock waits on it. Until
@@ -324,9 +328,7 @@ async def hand_over(rt: Runtime, actor: Actor, order_id: int, typed_code: str) -
                 Pickup.hold_until: None,
                 Pickup.wrong_codes: 0,
                 Pickup.updated_at: now,
-                # The QR served while it waited; nothing shows it any more.
-                Pickup.qr_svg: "",
-                Pickup.qr_url: "",
+                **NO_HANDOVER_QR,
             }
         ).where(Pickup.id == pickup["id"])
         await _move_order(rt, pickup, OrderStatus.COLLECTED)
@@ -424,8 +426,7 @@ async def expire_due(rt: Runtime) -> int:
                     Pickup.status: PickupStatus.EXPIRED,
                     Pickup.hold_until: None,
                     Pickup.updated_at: now,
-                    Pickup.qr_svg: "",
-                    Pickup.qr_url: "",
+                    **NO_HANDOVER_QR,
                 }
             ).where(Pickup.id == pickup["id"])
             await _move_order(rt, pickup, OrderStatus.CANCELLED)

@@ -316,6 +316,10 @@ async def start_return(
     return Started(return_id, code, status)
 
 
+# What a return that is over keeps of its counter's QR: nothing, as no page shows it.
+NO_COUNTER_QR: dict[Column | str, Any] = {ReturnRequest.qr_svg: "", ReturnRequest.qr_url: ""}
+
+
 async def _keep_counter_qr(rt: Runtime, return_id: int, code: str) -> None:
     """The counter's QR the page shows while the return is live, made once
     (portal.domain.qr): after the commit and off the event loop (a few ms of CPU). Until it
@@ -414,9 +418,8 @@ async def _move(
         ReturnRequest.updated_at: now,
         **(values or {}),
     }
-    if target in rules.FINAL:  # the counter's QR is shown no more
-        update[ReturnRequest.qr_svg] = ""
-        update[ReturnRequest.qr_url] = ""
+    if target in rules.FINAL:
+        update.update(NO_COUNTER_QR)
     if target is ReturnStatus.APPROVED:
         update[ReturnRequest.approved_at] = now
     elif target is ReturnStatus.RECEIVED:
@@ -778,8 +781,7 @@ async def update_refund(
                 {
                     ReturnRequest.status: ReturnStatus.REFUNDED,
                     ReturnRequest.updated_at: now,
-                    ReturnRequest.qr_svg: "",  # the counter's QR is shown no more
-                    ReturnRequest.qr_url: "",
+                    **NO_COUNTER_QR,
                 }
             ).where(ReturnRequest.id == ret["id"])
             # ...but the shop hears of it like of every other step of a return.
