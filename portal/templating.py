@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context,
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from portal.domain.i18n import Msg
+from portal.domain.i18n import N_, Msg
 from portal.domain.locale import DEFAULT, PAGE_LOCALES
 from portal.domain.money import from_minor
 from portal.domain.store import DAYS
@@ -223,6 +223,18 @@ def _clock(hhmm: str, locale: str) -> str:
     return _time_text(at.hour, at.minute, locale)
 
 
+ALL_DAY, OPEN_ALL_DAY = "00:00-24:00", N_("Open 24 hours")
+
+
+def _span_text(span: str, locale: str) -> str:
+    """One opening span as a shopper reads it, "9:30 AM" to "1:00 PM"; a whole day as such
+    (midnight to midnight would read "12:00 AM" to "12:00 AM")."""
+    if span == ALL_DAY:
+        return _lookup(locale, OPEN_ALL_DAY)
+    start, end = span.split("-")
+    return f"{_clock(start, locale)} – {_clock(end, locale)}"
+
+
 def week_hours(
     hours: Mapping[str, list[str]] | None, locale: str = "en"
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -239,10 +251,7 @@ def _week_hours(hours_json: str, locale: str) -> tuple[tuple[str, tuple[str, ...
     return tuple(
         (
             names[i],
-            tuple(
-                f"{_clock(a, locale)} – {_clock(b, locale)}"
-                for a, b in (span.split("-") for span in hours.get(key) or [])
-            ),
+            tuple(_span_text(span, locale) for span in hours.get(key) or []),
         )
         for i, key in enumerate(DAYS)
     )

@@ -373,12 +373,14 @@ async def choose_visit(rt: Runtime, order_id: int, start: datetime, end: datetim
             )
 
 
-async def name_delegate(rt: Runtime, order_id: int, name: str) -> str:
+async def name_delegate(rt: Runtime, order_id: int, name: str | None) -> str | None:
+    """Name the person who will collect the order; None takes the name back (the shopper
+    collects after all)."""
     async with rt.writing():
         pickup = await _load(rt, order_id, None)
         await _check_open_for_shopper(pickup)
         try:
-            clean = rules.check_delegate(name)
+            clean = None if name is None else rules.check_delegate(name)
         except DomainError as exc:
             raise Invalid(words_of(exc), field="delegate") from exc
         await Pickup.update({Pickup.delegate_name: clean, Pickup.updated_at: rt.clock.now()}).where(

@@ -181,8 +181,9 @@ class ShopperController(Controller):
             return self._not_found(request, fragment=False)
         form = await request.form()
         name = str(form.get("name") or "")
+        take_back = form.get("action") == "myself"  # "I will collect it myself"
         try:
-            await pickup_service.name_delegate(rt, view.state.order_id, name)
+            await pickup_service.name_delegate(rt, view.state.order_id, None if take_back else name)
         except ServiceError as exc:
             forms = pickup_card.forms_for(
                 view,

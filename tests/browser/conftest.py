@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_playwright
 
 from portal.app import create_app
 from portal.settings import Settings
@@ -218,3 +218,16 @@ def tablet(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
+
+
+def submit_and_follow(button: Locator) -> None:
+    """Click a form's submit `button` with JavaScript off: the form's POST must answer 303
+    (saved), and the browser follows it to the page it names."""
+    with button.page.expect_navigation() as landed:
+        button.click()
+    response = landed.value
+    assert response is not None
+    post = response.request.redirected_from
+    assert post is not None and post.method == "POST", response.url
+    answer = post.response()
+    assert answer is not None and answer.status == 303, answer and answer.status

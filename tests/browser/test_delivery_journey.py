@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from babel.dates import format_skeleton, format_time
-from playwright.sync_api import Locator, Page, Response, expect
+from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import LiveServer, submit_and_follow
 
 pytestmark = pytest.mark.browser
 
@@ -125,14 +125,6 @@ def mark_the_document(page: Page) -> None:
 
 def still_the_same_document(page: Page) -> bool:
     return page.evaluate("window.__sameDocument === true") is True
-
-
-def redirect_behind(response: Response | None) -> Response | None:
-    """The answer to the form's POST that led to this page (a 303 for a saved form)."""
-    assert response is not None
-    post = response.request.redirected_from
-    assert post is not None and post.method == "POST", response.url
-    return post.response()
 
 
 def submit_in_place(page: Page, button: str, path_end: str, status: int = 200) -> None:
@@ -272,20 +264,14 @@ def test_without_javascript_the_address_changes_with_plain_forms_and_redirects(
 
     card(page).get_by_label("Postcode").fill(NEW_ADDRESS["Postcode"])
     sent_before = len(live_server.sms.messages)
-    with page.expect_navigation() as asked:
-        card(page).get_by_role("button", name="Text me a code").click()
-    redirect = redirect_behind(asked.value)
-    assert redirect is not None and redirect.status == 303
+    submit_and_follow(card(page).get_by_role("button", name="Text me a code"))
     assert page.url == f"{link}?saved=code_sent#delivery"
     expect(card(page).get_by_role("status")).to_have_text("We texted you a code.")
     expect(card(page)).to_contain_text("Corso Buenos Aires 12")
 
     code = texted_code(live_server, number, after=sent_before)
     card(page).get_by_label("Code", exact=True).fill(code)
-    with page.expect_navigation() as confirmed:
-        card(page).get_by_role("button", name="Confirm the change").click()
-    redirect = redirect_behind(confirmed.value)
-    assert redirect is not None and redirect.status == 303
+    submit_and_follow(card(page).get_by_role("button", name="Confirm the change"))
     assert page.url == f"{link}?saved=address#delivery"
     expect(card(page).get_by_role("status")).to_have_text("Done: the new address is saved.")
     expect(card(page)).to_contain_text("20124 Milano, IT")

@@ -19,9 +19,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Locator, Page, Response, expect
+from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import LiveServer, submit_and_follow
 from tests.conftest import ROOT, TEST_SECRET
 from tests.factories import store_payload
 
@@ -136,14 +136,6 @@ def visit_in_utc(day: date, at: str) -> str:
     return local.astimezone(UTC).isoformat()
 
 
-def redirect_behind(response: Response | None) -> Response | None:
-    """The 303 answered to the form's POST that led to this page."""
-    assert response is not None
-    post = response.request.redirected_from
-    assert post is not None and post.method == "POST", response.url
-    return post.response()
-
-
 def test_a_clerk_marks_an_order_ready_and_hands_it_over_while_the_shoppers_page_follows(
     live_server: LiveServer, db_url: str, tablet: Page, phone: Page
 ) -> None:
@@ -185,6 +177,15 @@ def test_a_clerk_marks_an_order_ready_and_hands_it_over_while_the_shoppers_page_
     expect(chosen).to_contain_text(day_label)
     expect(chosen).to_contain_text(time_label)
     expect(phone.get_by_role("heading", name="Change your visit")).to_be_visible()
+    # A friend is named, then the shopper decides to come herself: the card follows in place.
+    phone.get_by_label("Name of the person collecting").fill("Marco Rossi")
+    phone.get_by_role("button", name="Save the name").click()
+    expect(phone.locator("#pickup")).to_contain_text("Marco Rossi will collect this order.")
+    phone.get_by_role("button", name="I will collect it myself").click()
+    expect(phone.locator("#pickup")).not_to_contain_text("will collect this order")
+    expect(phone.get_by_label("Name of the person collecting")).to_have_value("")
+    expect(phone.get_by_role("button", name="I will collect it myself")).to_have_count(0)
+    expect(chosen).to_contain_text(time_label)
     phone.screenshot(path=SHOPPER_SCREENSHOT, full_page=True)
     phone.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
@@ -233,10 +234,7 @@ def test_without_javascript_the_shopper_saves_a_visit_and_a_delegate_with_plain_
     expect(page.locator("#progress .pickup-code")).to_be_visible()
 
     _, _, day_label, time_label = choose_a_visit(page)
-    with page.expect_navigation() as visit_saved:
-        page.get_by_role("button", name="Save my visit").click()
-    redirect = redirect_behind(visit_saved.value)
-    assert redirect is not None and redirect.status == 303
+    submit_and_follow(page.get_by_role("button", name="Save my visit"))
     assert page.url == receipt["tracking_url"] + "#pickup"
     chosen = page.locator("#pickup .chosen").first
     expect(chosen).to_contain_text("Your visit")
@@ -244,10 +242,12 @@ def test_without_javascript_the_shopper_saves_a_visit_and_a_delegate_with_plain_
     expect(chosen).to_contain_text(time_label)
 
     page.get_by_label("Name of the person collecting").fill("Marco Rossi")
-    with page.expect_navigation() as name_saved:
-        page.get_by_role("button", name="Save the name").click()
-    redirect = redirect_behind(name_saved.value)
-    assert redirect is not None and redirect.status == 303
+    submit_and_follow(page.get_by_role("button", name="Save the name"))
     expect(page.locator("#pickup")).to_contain_text("Marco Rossi will collect this order.")
     expect(page.get_by_label("Name of the person collecting")).to_have_value("Marco Rossi")
     expect(page.locator("#pickup .chosen").first).to_contain_text(time_label)  # still there
+
+    submit_and_follow(page.get_by_role("button", name="I will collect it myself"))
+    expect(page.locator("#pickup")).not_to_contain_text("will collect this order")
+    expect(page.get_by_label("Name of the person collecting")).to_have_value("")
+    expect(page.locator("#pickup .chosen").first).to_contain_text(time_label)

@@ -248,6 +248,19 @@ async def test_the_shopper_names_someone_else_to_collect(rt, shop):
     assert (await service.hand_over(rt, shop["clerk"], order_id, code)).handed_to == "Marco Rossi"
 
 
+async def test_the_shopper_takes_the_name_back_and_collects_herself(rt, shop):
+    order_id = shop["order_id"]
+    await service.name_delegate(rt, order_id, "Marco Rossi")
+    assert await service.name_delegate(rt, order_id, None) is None
+    assert (await pickup_row(order_id))["delegate_name"] is None
+    assert (await service.counter_view(rt, shop["clerk"], order_id)).may_collect == "Emma Clarke"
+    await service.mark_ready(rt, shop["clerk"], order_id)
+    code = (await pickup_row(order_id))["code"]
+    assert (await service.hand_over(rt, shop["clerk"], order_id, code)).handed_to == "Emma Clarke"
+    with pytest.raises(Conflict):
+        await service.name_delegate(rt, order_id, None)  # collected: nothing to change
+
+
 async def test_the_counter_queue_sorts_orders_into_sections_for_the_clerks_store_only(
     rt, shop, clock
 ):

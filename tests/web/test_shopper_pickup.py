@@ -240,6 +240,25 @@ async def test_someone_else_can_be_named_to_collect_and_changed(client, order):
     assert (await pickup_row(order["id"]))["delegate_name"] == "Anna Verdi"
 
 
+MYSELF = '<button type="submit" name="action" value="myself" class="button-quiet">'
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain form", "htmx"])
+async def test_the_shopper_can_take_the_name_back_and_collect_herself(client, order, htmx):
+    assert MYSELF not in (await client.get(order["path"])).text  # nobody named: nothing to undo
+    await post_form(client, order["path"], "delegate", {"name": "Marco Rossi"})
+    assert MYSELF + "I will collect it myself</button>" in (await client.get(order["path"])).text
+    # The button posts the form with the name still in its field: the button wins.
+    response = await post_form(
+        client, order["path"], "delegate", {"name": "Marco Rossi", "action": "myself"}, htmx=htmx
+    )
+    assert response.status_code == (200 if htmx else 303)
+    assert (await pickup_row(order["id"]))["delegate_name"] is None
+    html = response.text if htmx else (await client.get(order["path"])).text
+    assert "will collect this order" not in html
+    assert 'name="name" type="text" value=""' in html and MYSELF not in html
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -345,6 +364,10 @@ async def test_a_collected_order_says_when_and_by_whom_and_shows_no_code_or_form
         order["path"] + "/delegate", data={"_csrf_token": body_csrf(html), "name": "Anna Verdi"}
     )
     assert late.status_code == 409
+    taken_back = await client.post(
+        order["path"] + "/delegate", data={"_csrf_token": body_csrf(html), "action": "myself"}
+    )
+    assert taken_back.status_code == 409
     assert (await pickup_row(order["id"]))["delegate_name"] == "Marco Rossi"
 
 
