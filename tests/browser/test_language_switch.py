@@ -6,6 +6,8 @@ The real app under uvicorn, the system Chromium as a phone (and once with JavaSc
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -44,6 +46,14 @@ def expect_polish(page: Page) -> None:
     expect(page.locator("form#language")).to_contain_text("SMS-y też będą w wybranym języku.")
 
 
+def gaps_between_step_labels(page: Page) -> list[float]:
+    """Pixels between each step label of the stepper and the next, as laid out."""
+    edges = page.locator("#progress .stepper .label").evaluate_all(
+        "labels => labels.map(l => [l.getBoundingClientRect().left, l.getBoundingClientRect().right])"
+    )
+    return [round(after[0] - before[1], 1) for before, after in pairwise(edges)]
+
+
 def test_a_shopper_switches_the_page_to_polish_and_it_stays_polish(
     live_server: LiveServer, phone: Page
 ) -> None:
@@ -53,6 +63,9 @@ def test_a_shopper_switches_the_page_to_polish_and_it_stays_polish(
 
     switch_to_polish(phone)
     expect_polish(phone)
+    # Polish step names are long ("Zamówione", "Spakowane"): each keeps to its own step,
+    # with space between them, instead of running into one word across the phone.
+    assert min(gaps_between_step_labels(phone)) >= 2, gaps_between_step_labels(phone)
     phone.reload()
     expect_polish(phone)
 
