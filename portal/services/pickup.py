@@ -7,7 +7,6 @@ the pickup row (FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE on SQLite), so one win
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +21,7 @@ from portal.domain.order import EventType, Fulfilment, OrderStatus, transition
 from portal.domain.pickup import PickupStatus
 from portal.domain.refunds import RefundReason
 from portal.runtime import Runtime
-from portal.services import messaging, refunds, surveys
+from portal.services import kept_qr, messaging, refunds, surveys
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.staff import record_audit
 
@@ -253,24 +252,18 @@ async def mark_ready(
                 details={"ready": ready, "total": total, "order": pickup["external_id"]},
             )
     if target is PickupStatus.READY and status is not PickupStatus.READY:
-        await _keep_handover_qr(rt, pickup["id"], order_id, pickup["code"])
+        # The handover QR the page shows while the order waits (kept only while it does).
+        await kept_qr.keep(
+            rt,
+            Pickup,
+            qr.handover_url(rt.settings.base_url, order_id, pickup["code"]),
+            (Pickup.id == pickup["id"]) & (Pickup.status == PickupStatus.READY),
+        )
     return Readiness(target, ready, total)
 
 
 # What a pickup that no longer waits keeps of its handover QR: nothing, as no page shows it.
-NO_HANDOVER_QR: dict[Column | str, Any] = {Pickup.qr_svg: "", Pickup.qr_url: ""}
-
-
-async def _keep_handover_qr(rt: Runtime, pickup_id: int, order_id: int, code: str) -> None:
-    """The handover QR the page shows while the order waits, made once (portal.domain.qr):
-    after the commit and off the event loop (a few ms of CPU), so no lock waits on it. Until
-    it is kept, or if this fails, the page makes the QR itself."""
-    url = qr.handover_url(rt.settings.base_url, order_id, code)
-    svg = await asyncio.to_thread(qr.image, url)
-    async with rt.writing():
-        await Pickup.update({Pickup.qr_svg: svg, Pickup.qr_url: url}).where(
-            (Pickup.id == pickup_id) & (Pickup.status == PickupStatus.READY)
-        )
+NO_HANDOVER_QR = kept_qr.cleared(Pickup)
 
 
 @dataclass(frozen=True, slots=True)

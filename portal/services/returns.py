@@ -10,7 +10,6 @@ exceeds what was received (portal/domain/returns.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from portal.domain.order import EventType, OrderStatus
 from portal.domain.refunds import RefundStatus
 from portal.domain.returns import Method, Reason, ReturnStatus
 from portal.runtime import Runtime
-from portal.services import messaging, refunds, shop_events
+from portal.services import kept_qr, messaging, refunds, shop_events
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.orders import REFUNDS_SQL, RETURN_ROWS_SQL, add_event
 from portal.services.stores import store_choices
@@ -312,24 +311,18 @@ async def start_return(
             await _move(rt, order, ret, ReturnStatus.APPROVED, by="auto")
             status = ReturnStatus.APPROVED
         await _bump(rt, order_id)
-    await _keep_counter_qr(rt, return_id, code)
+    # The counter's QR the page shows while the return is live (kept only while it is).
+    await kept_qr.keep(
+        rt,
+        ReturnRequest,
+        qr.counter_url(rt.settings.base_url, return_id, code),
+        (ReturnRequest.id == return_id) & ReturnRequest.status.not_in(list(rules.FINAL)),
+    )
     return Started(return_id, code, status)
 
 
 # What a return that is over keeps of its counter's QR: nothing, as no page shows it.
-NO_COUNTER_QR: dict[Column | str, Any] = {ReturnRequest.qr_svg: "", ReturnRequest.qr_url: ""}
-
-
-async def _keep_counter_qr(rt: Runtime, return_id: int, code: str) -> None:
-    """The counter's QR the page shows while the return is live, made once
-    (portal.domain.qr): after the commit and off the event loop (a few ms of CPU). Until it
-    is kept, or if this fails, the page makes the QR itself."""
-    url = qr.counter_url(rt.settings.base_url, return_id, code)
-    svg = await asyncio.to_thread(qr.image, url)
-    async with rt.writing():
-        await ReturnRequest.update({ReturnRequest.qr_svg: svg, ReturnRequest.qr_url: url}).where(
-            (ReturnRequest.id == return_id) & ReturnRequest.status.not_in(list(rules.FINAL))
-        )
+NO_COUNTER_QR = kept_qr.cleared(ReturnRequest)
 
 
 async def _unique_code() -> str:
