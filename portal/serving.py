@@ -32,6 +32,8 @@ from typing import Any
 
 import uvicorn
 
+from portal.settings import Settings
+
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 30.0
@@ -50,6 +52,15 @@ def serve(app: str, *, host: str, port: int, workers: int, **config: Any) -> int
         log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
         return 1
     return _Supervisor(app, host, port, workers, config).run()
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's own proxy handling (client address and scheme from X-Forwarded-*), by the
+    rule of portal.web.client: on only for PORTAL_TRUSTED_PROXIES, and then for them alone.
+    Left to itself uvicorn trusts 127.0.0.1, so that any local client could name itself."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
 
 
 def listening_socket(host: str, port: int, *, shared: bool = True) -> socket.socket:
