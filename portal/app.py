@@ -27,6 +27,7 @@ from portal import db
 from portal.clock import Clock
 from portal.domain.locale import PAGE_LOCALES
 from portal.logging_setup import configure_logging
+from portal.metrics import count_response
 from portal.runtime import Runtime, build_runtime
 from portal.settings import Settings
 from portal.sms.gateway import Gateway
@@ -204,6 +205,7 @@ def create_app(
             ),
         ],
         stores={"rate_limit": store},
+        before_send=[count_response],
         debug=False,
         logging_config=None,
     )

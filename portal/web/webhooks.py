@@ -19,6 +19,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from messagebird.error import ValidationError as SignatureError
 from messagebird.request_validator import RequestValidator
 
+from portal import metrics
 from portal.services import inbound, messaging
 from portal.web.deps import RT
 
@@ -146,6 +147,7 @@ class MessageBirdWebhooks(Controller):
         params = await verified_params(request, rt)
         report = status_report(params, rt.clock.now())
         outcome = await messaging.apply_status_report(rt, report)
+        metrics.delivery_report(outcome)
         log.info("delivery report %s: %s", report.reference, outcome)
         # 200 even for reports we do not know: a retry would not make them known.
         return Response({"result": outcome}, status_code=200)
@@ -167,5 +169,6 @@ class MessageBirdWebhooks(Controller):
                 status_code=503,
                 headers={"Retry-After": "60"},
             )
+        metrics.inbound_text(outcome)
         log.info("inbound sms: %s", outcome)
         return Response({"result": outcome}, status_code=200)
