@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from portal.serving import proxy_options
+from portal.settings import Settings, SettingsError
 from portal.web.client import address_of
 
 PROXIES = ("10.0.0.0/8", "2001:db8:1::/48", "192.0.2.1/32")
@@ -45,3 +47,16 @@ XFF = "x-forwarded-for"
 )
 def test_the_client_address_rule(peer, headers, trusted, client):  # type: ignore[no-untyped-def]
     assert address_of(scope(peer, *headers), trusted) == client
+
+
+def test_uvicorn_trusts_forwarded_headers_only_from_the_same_proxies():
+    # Left to itself uvicorn believes X-Forwarded-For from 127.0.0.1: any local client.
+    assert proxy_options(Settings()) == {"proxy_headers": False}
+    trusted = Settings.from_env({"PORTAL_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"})
+    assert trusted.trusted_proxies == ("10.0.0.0/8", "127.0.0.1/32")
+    assert proxy_options(trusted) == {
+        "proxy_headers": True,
+        "forwarded_allow_ips": "10.0.0.0/8,127.0.0.1/32",
+    }
+    with pytest.raises(SettingsError, match="PORTAL_TRUSTED_PROXIES: 'proxy\\.local'"):
+        Settings.from_env({"PORTAL_TRUSTED_PROXIES": "proxy.local"})
