@@ -27,8 +27,9 @@ from portal import db
 from portal.clock import Clock
 from portal.domain.locale import PAGE_LOCALES
 from portal.logging_setup import configure_logging
+from portal.metrics import count_response
 from portal.runtime import Runtime, build_runtime
-from portal.settings import Settings
+from portal.settings import Settings, from_env_or_explain
 from portal.sms.gateway import Gateway
 from portal.templating import STATIC_DIR, page_gettext
 from portal.web.api import ShopApi
@@ -204,6 +205,7 @@ def create_app(
             ),
         ],
         stores={"rate_limit": store},
+        before_send=[count_response],
         debug=False,
         logging_config=None,
     )
@@ -214,6 +216,10 @@ def create_app(
 
 
 def app_from_env() -> Litestar:
-    """uvicorn's factory (`python -m portal serve`)."""
+    """uvicorn's factory (`python -m portal serve`, or uvicorn run by hand). A bad setting
+    is one line on stderr and exit code 2, as for every command."""
     configure_logging()
-    return create_app(Settings.from_env(), serving=True)
+    settings = from_env_or_explain()
+    if settings is None:
+        raise SystemExit(2)
+    return create_app(settings, serving=True)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             log_config=None,
             access_log=False,
-            proxy_headers=True,
+            **serving.proxy_options(settings),
         )
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -14,7 +14,8 @@ or SIGHUP stops them all (each finishes its requests, as uvicorn does). If one o
 workers cannot start (configuration, database), it stops them all and exits with 1. A worker
 whose supervisor is gone stops by itself. A worker listens only once its app has started, so
 no connection waits on one that is still starting. Off Linux (where SO_REUSEPORT does not
-balance), or for one worker, uvicorn serves as it is.
+balance), or for one worker, uvicorn serves as it is. Several workers share a directory for
+their metrics (`shared_metrics`), so that a scrape of one tells the counts of all.
 """
 
 from __future__ import annotations
@@ -22,15 +23,22 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 import uvicorn
+
+from portal.metrics import MULTIPROC_DIR
+from portal.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +49,41 @@ RETRY_FIRST, RETRY_MOST = 1.0, 30.0
 
 def serve(app: str, *, host: str, port: int, workers: int, **config: Any) -> int:
     """Serve `app` (an import string; the rest as uvicorn.Config) until told to stop."""
-    if workers <= 1 or port == 0 or sys.platform != "linux":
+    if workers <= 1:
         uvicorn.run(app, host=host, port=port, workers=workers, **config)
         return 0
+    with shared_metrics():
+        if port == 0 or sys.platform != "linux":
+            uvicorn.run(app, host=host, port=port, workers=workers, **config)
+            return 0
+        try:
+            _port_is_free(host, port)
+        except OSError as exc:
+            log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
+            return 1
+        return _Supervisor(app, host, port, workers, config).run()
+
+
+@contextmanager
+def shared_metrics() -> Iterator[None]:
+    """A fresh directory where the workers (started meanwhile) keep their metrics, so that
+    a scrape of any of them counts them all (portal/metrics.py); removed at the end."""
+    path = tempfile.mkdtemp(prefix="portal-metrics-")
+    os.environ[MULTIPROC_DIR] = path
     try:
-        _port_is_free(host, port)
-    except OSError as exc:
-        log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
-        return 1
-    return _Supervisor(app, host, port, workers, config).run()
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_DIR, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's own proxy handling (client address and scheme from X-Forwarded-*), by the
+    rule of portal.web.client: on only for PORTAL_TRUSTED_PROXIES, and then for them alone.
+    Left to itself uvicorn trusts 127.0.0.1, so that any local client could name itself."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
 
 
 def listening_socket(host: str, port: int, *, shared: bool = True) -> socket.socket:

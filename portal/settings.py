@@ -5,6 +5,7 @@ Tests build `Settings(...)` explicitly instead of patching the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -22,6 +23,30 @@ class SettingsError(ValueError):
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _on_off(name: str, value: str | None, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    choice = value.strip().lower()
+    if choice not in {"on", "off"}:
+        raise SettingsError(f"{name} must be on or off, not {value!r}")
+    return choice == "on"
+
+
+def _networks(name: str, value: str | None) -> tuple[str, ...]:
+    """Comma-separated addresses or networks ("10.0.0.1, 192.168.0.0/16, ::1"), each
+    written as a network ("10.0.0.1/32")."""
+    found = []
+    for item in (value or "").split(","):
+        if item.strip():
+            try:
+                found.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise SettingsError(
+                    f"{name}: {item.strip()!r} is not an IP address or network"
+                ) from None
+    return tuple(found)
 
 
 def _int(name: str, value: str | None, default: int) -> int:
@@ -45,6 +70,15 @@ class Settings:
     messagebird_endpoint: str = "https://rest.messagebird.com"
     messagebird_originator: str = "Shop"
     messagebird_signing_key: str | None = None
+    # MessageBird's webhooks (delivery reports, inbound texts): off makes both routes 404
+    # and leaves out the texts that invite a reply (the survey).
+    messagebird_webhooks: bool = True
+    # Peers whose X-Forwarded-For counts (portal/web/client.py); none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    # /metrics wants `Authorization: Bearer <token>` when set; in production, unset is 404.
+    metrics_token: str | None = None
+    # `python -m scheduler` serves its metrics on this port when set.
+    metrics_port: int | None = None
     # Outgoing webhook to the shop's systems (delivery changes, returns, refunds ...):
     # events are POSTed there, signed with HMAC-SHA256 of the body with the secret.
     shop_webhook_url: str | None = None
@@ -111,6 +145,12 @@ class Settings:
             messagebird_endpoint=get("MESSAGEBIRD_ENDPOINT", d.messagebird_endpoint).rstrip("/"),
             messagebird_originator=get("MESSAGEBIRD_ORIGINATOR", d.messagebird_originator),
             messagebird_signing_key=get("MESSAGEBIRD_SIGNING_KEY") or None,
+            messagebird_webhooks=_on_off(
+                "PORTAL_MESSAGEBIRD_WEBHOOKS", get("PORTAL_MESSAGEBIRD_WEBHOOKS"), True
+            ),
+            trusted_proxies=_networks("PORTAL_TRUSTED_PROXIES", get("PORTAL_TRUSTED_PROXIES")),
+            metrics_token=get("PORTAL_METRICS_TOKEN") or None,
+            metrics_port=_int("PORTAL_METRICS_PORT", get("PORTAL_METRICS_PORT"), 0) or None,
             shop_webhook_url=(get("PORTAL_SHOP_WEBHOOK_URL") or "").strip() or None,
             shop_webhook_secret=get("PORTAL_SHOP_WEBHOOK_SECRET") or None,
             delivery_changes=get("PORTAL_DELIVERY_CHANGES", d.delivery_changes).strip().lower(),
@@ -146,6 +186,11 @@ class Settings:
                 )
             if not self.base_url.startswith("https://"):
                 raise SettingsError("PORTAL_BASE_URL must be https:// when PORTAL_ENV=production")
+            if self.messagebird_webhooks and not self.messagebird_signing_key:
+                raise SettingsError(
+                    "MESSAGEBIRD_SIGNING_KEY must be set when PORTAL_ENV=production (or set "
+                    "PORTAL_MESSAGEBIRD_WEBHOOKS=off): unsigned calls could opt shoppers out"
+                )
         elif self.secret_key == DEV_SECRET_KEY:
             log.warning("PORTAL_SECRET_KEY is not set: using the development key")
         if self.delivery_changes not in {"auto", "manual"}:
@@ -173,6 +218,8 @@ class Settings:
                     "PORTAL_SHOP_WEBHOOK_SECRET (at least 16 characters) must be set with "
                     "PORTAL_SHOP_WEBHOOK_URL: the shop checks each call's signature with it"
                 )
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise SettingsError("PORTAL_METRICS_PORT must be a port number (1-65535)")
         if (
             len(self.messagebird_originator) > 11
             and not self.messagebird_originator.lstrip("+").isdigit()

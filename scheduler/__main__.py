@@ -1,4 +1,5 @@
-"""`python -m scheduler`: the scheduler alone (with PORTAL_RUN_SCHEDULER=0 on the web)."""
+"""`python -m scheduler`: the scheduler alone (with PORTAL_RUN_SCHEDULER=0 on the web); its
+metrics on PORTAL_METRICS_PORT when set."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 
 from portal import db
 from portal.logging_setup import configure_logging
+from portal.metrics import serve_metrics
 from portal.runtime import build_runtime
 from portal.settings import from_env_or_explain
 from scheduler.jobs import build_scheduler
@@ -21,6 +23,7 @@ async def main() -> int:
     settings = from_env_or_explain()
     if settings is None:
         return 2
+    metrics_server = serve_metrics(settings)  # on PORTAL_METRICS_PORT, when set
     rt = build_runtime(settings)
     await db.start(rt.engine)
     scheduler = build_scheduler(rt)
@@ -34,6 +37,8 @@ async def main() -> int:
     await stop.wait()
     scheduler.shutdown(wait=True)
     await db.stop(rt.engine)
+    if metrics_server is not None:
+        metrics_server.shutdown()
     return 0
 
 

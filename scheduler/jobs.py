@@ -11,7 +11,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from portal.metrics import JOB_FAILURES, SMS_OUTCOMES
+from portal import metrics
 from portal.runtime import Runtime
 from portal.services import messaging, pickup, returns, shop_events, surveys
 
@@ -27,9 +27,7 @@ async def dispatch_outbox(rt: Runtime) -> dict[str, int]:
         "unknown": result.unknown,
         "failed": result.failed,
     }
-    for outcome, n in counts.items():
-        if n and outcome != "claimed":
-            SMS_OUTCOMES.labels(outcome).inc(n)
+    metrics.sms_outcomes(counts)
     if result.claimed:
         log.info("outbox: %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
@@ -68,6 +66,7 @@ async def deliver_shop_events(rt: Runtime) -> dict[str, int]:
         return {}
     result = await shop_events.deliver_due(rt)
     counts = result.counts()
+    metrics.shop_webhook_calls(counts)
     if result.claimed or result.errors:
         log.info("shop webhook: %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
@@ -92,8 +91,10 @@ def _guarded(
         try:
             await job(rt)
         except Exception:  # a failing run must not kill the scheduler; the next run retries
-            JOB_FAILURES.labels(name).inc()
+            metrics.job_run(name, failed=True)
             log.exception("job %s failed", name)
+        else:
+            metrics.job_run(name)
 
     return run
 

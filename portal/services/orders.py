@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from piccolo.columns import Column
 
-from portal import db
+from portal import db, metrics
 from portal.db.tables import AccessToken, Customer, Order, OrderEvent, OrderLine, Shipment, Store
 from portal.domain import DomainError, InvalidTransition, locale, tokens
 from portal.domain import pickup as pickup_rules
@@ -213,6 +213,7 @@ async def _insert_order(
                 "store_name": store_name,
             },
         )
+    metrics.order_created()
     return OrderReceipt(
         order_id, data.external_id, OrderStatus.PLACED, rt.settings.tracking_url(token)
     )
@@ -351,6 +352,7 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
                     "store_name": order["store_name"],
                 },
             )
+    metrics.order_event(event)
     return EventOutcome(external_id, plan.order_status, event_id, False)
 
 

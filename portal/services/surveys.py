@@ -78,7 +78,9 @@ async def plan_survey(rt: Runtime, order_id: int, at: datetime) -> bool:
 
 async def send_due_surveys(rt: Runtime) -> int:
     """Queue the surveys that are due, each once. Orders that are not delivered or
-    collected, and numbers that opted out, are skipped. Safe with several schedulers."""
+    collected, numbers that opted out, and every survey while MessageBird's webhooks are
+    off (PORTAL_MESSAGEBIRD_WEBHOOKS=off: the answer could not reach us) are skipped. Safe
+    with several schedulers."""
     queued = 0
     async with rt.writing():
         now = rt.clock.now()
@@ -107,6 +109,7 @@ async def send_due_surveys(rt: Runtime) -> int:
                 order is not None
                 and order["status"] in ANSWERED_STATUSES
                 and order["opted_out"] is None
+                and rt.settings.messagebird_webhooks  # off: no answer could reach us
             )
             done: dict[Column | str, Any] = {Reminder.due_at: None}
             done[Reminder.sent_at if wanted else Reminder.cancelled_at] = now

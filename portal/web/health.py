@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from litestar import MediaType, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from typing import Any
 
+from litestar import MediaType, Request, Response, get
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from portal import metrics as portal_metrics
 from portal.web.deps import RT
 
 
@@ -23,5 +27,14 @@ async def readyz(rt: RT) -> Response[dict[str, str]]:
 
 
 @get("/metrics", include_in_schema=False, media_type=MediaType.TEXT)
-async def metrics() -> Response[bytes]:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request[Any, Any, Any], rt: RT) -> Response[bytes]:
+    """Every worker's counts; with PORTAL_METRICS_TOKEN set, for its bearer only (in
+    production, not there at all without one)."""
+    refused = portal_metrics.refusal(rt.settings, request.headers.get("authorization"))
+    if refused == 404:
+        raise NotFoundException()
+    if refused is not None:
+        raise NotAuthorizedException(
+            detail="/metrics needs Authorization: Bearer $PORTAL_METRICS_TOKEN"
+        )
+    return Response(portal_metrics.render(), media_type=CONTENT_TYPE_LATEST)

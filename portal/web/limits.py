@@ -1,7 +1,8 @@
 """Rate limit for token routes: count misses (unknown/expired links) per client.
 
 Counting only misses stops anyone guessing links while leaving real shoppers alone, even
-many of them behind one carrier NAT address. With the default, a store of this process
+many of them behind one carrier NAT address. The client is `portal.web.client.client_address`
+(forwarded headers count only from PORTAL_TRUSTED_PROXIES). With the default, a store of this process
 (Litestar's MemoryStore), each worker counts its own in a plain dict of this minute's
 counts; a shared Store (such as Redis) makes the limit hold across workers.
 """
@@ -15,12 +16,13 @@ from litestar import Request
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
+from portal.web.client import client_address
+
 WINDOW_SECONDS = 60
 
 
 def client_key(request: Request[Any, Any, Any]) -> str:
-    client = request.client.host if request.client else "unknown"
-    return f"miss:{client}"
+    return f"miss:{client_address(request)}"
 
 
 class MissLimiter:
@@ -80,7 +82,7 @@ class LoginLimiter:
         self.window = window
 
     def _keys(self, request: Request[Any, Any, Any], username: str) -> tuple[str, str]:
-        client = request.client.host if request.client else "unknown"
+        client = client_address(request)
         return f"login:user:{username.strip().lower()[:64]}", f"login:addr:{client}"
 
     async def _count(self, key: str) -> tuple[int, float]:

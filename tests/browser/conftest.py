@@ -25,6 +25,7 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_playwright
 
 from portal.app import create_app
+from portal.serving import proxy_options
 from portal.settings import Settings
 from tests.conftest import ROOT, TEST_SECRET
 from tests.factories import order_payload
@@ -141,6 +142,7 @@ def live_server(db_url: str, fake_mb: FakeMessageBird) -> Iterator[LiveServer]:
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=3,
+        **proxy_options(settings),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

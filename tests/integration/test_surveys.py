@@ -239,3 +239,13 @@ async def test_signed_out_visitors_are_sent_to_sign_in(client, answered):
     response = await client.get("/clerk/surveys")
     assert response.status_code == 303
     assert response.headers["location"].startswith("/clerk/login")
+
+
+async def test_no_survey_is_sent_while_messagebird_webhooks_are_off(rt, clock):
+    # Its answer would come back through the inbound webhook, which is not there.
+    rt.settings = replace(rt.settings, messagebird_webhooks=False)
+    order_id = await delivered(rt, "D-5")
+    await surveys.plan_survey(rt, order_id, clock.now())
+    clock.advance(days=2)
+    assert await surveys.send_due_surveys(rt) == 0
+    assert await surveys_queued() == []

@@ -77,6 +77,7 @@ def test_production_refuses_the_development_secret_and_plain_http():
             "PORTAL_ENV": "production",
             "PORTAL_SECRET_KEY": "k" * 40,
             "PORTAL_BASE_URL": "https://x.example/",
+            "MESSAGEBIRD_SIGNING_KEY": "mb-signing-key",
         }
     )
     assert ok.base_url == "https://x.example"
