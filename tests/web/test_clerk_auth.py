@@ -212,8 +212,6 @@ async def test_disable_clerk_ends_every_session_and_refuses_sign_in(db_url, clie
     assert (await client.get("/clerk/")).status_code == 303
     assert (await sign_in(client, "anna.rossi", CLERK_PASSWORD)).status_code == 400
     assert await AuditLog.count().where(AuditLog.action == "disabled") == 1
-    unknown = run_cli(db_url, "disable-clerk", "nobody")
-    assert unknown.returncode == 2 and "no account 'nobody'" in unknown.stderr
 
 
 async def test_a_manager_unlocks_a_locked_out_clerk_on_the_staff_page(
@@ -247,14 +245,12 @@ async def test_a_manager_unlocks_a_locked_out_clerk_on_the_staff_page(
     assert len(entry) == 1 and entry[0]["staff"] == manager.id
     assert "anna.rossi" in str(entry[0]["details"])
 
-
-async def test_a_clerk_cannot_see_the_staff_page_or_unlock(client, clerk):
-    await sign_in(client, "anna.rossi", CLERK_PASSWORD)
-    page = await client.get("/clerk/")
-    assert "/clerk/staff" not in page.text
-    assert (await client.get("/clerk/staff")).status_code == 404
-    refused = await client.post(
-        "/clerk/staff/anna.rossi/unlock", data={"_csrf_token": csrf_field(page.text)}
+    # A clerk has no such page and cannot unlock.
+    clerk_home = await counter.get("/clerk/")
+    assert "/clerk/staff" not in clerk_home.text
+    assert (await counter.get("/clerk/staff")).status_code == 404
+    refused = await counter.post(
+        "/clerk/staff/anna.rossi/unlock", data={"_csrf_token": csrf_field(clerk_home.text)}
     )
     assert refused.status_code == 404
 
