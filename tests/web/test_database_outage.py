@@ -42,7 +42,8 @@ class Outage:
         self.proxy = proxy
         proxy.target = (target.hostname or "127.0.0.1", target.port or 5432)
         proxy.open()
-        self.url = target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}").geturl()
+        user = target.netloc.rpartition("@")[0]  # with its password, if any
+        self.url = target._replace(netloc=f"{user}@127.0.0.1:{proxy.port}").geturl()
 
     def stop(self) -> None:
         if self.proxy is not None:
