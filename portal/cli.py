@@ -1,5 +1,5 @@
-"""`python -m portal COMMAND`: serve, migrate, seed-demo, create-api-key, create-clerk
-(contract.md), shop-events retry-failed."""
+"""`python -m portal COMMAND`: serve, migrate, seed-demo, create-api-key, create-clerk,
+set-password, disable-clerk (contract.md), shop-events retry-failed."""
 
 from __future__ import annotations
 
@@ -62,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     clerk.add_argument("username", help="3-64 characters: a-z, 0-9, dot, underscore, hyphen")
     clerk.add_argument("--store", help="the clerk's store code (a manager has none)")
     clerk.add_argument("--role", choices=["clerk", "manager"], default="clerk")
+    password = sub.add_parser(
+        "set-password",
+        help="a new password (from standard input) for an account: ends its sessions and "
+        "unlocks its sign-in",
+    )
+    password.add_argument("username")
+    disable = sub.add_parser(
+        "disable-clerk", help="disable an account: it cannot sign in, its sessions end"
+    )
+    disable.add_argument("username")
     shop_events = sub.add_parser("shop-events", help="the outgoing shop webhook's events")
     shop_events_sub = shop_events.add_subparsers(dest="shop_events_command", required=True)
     shop_events_sub.add_parser(
@@ -87,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "create-clerk":
         return create_clerk(settings, args.username, args.store, args.role)
+    if args.command == "set-password":
+        return set_password(settings, args.username)
+    if args.command == "disable-clerk":
+        return disable_clerk(settings, args.username)
     if args.command == "shop-events":
         return retry_failed_shop_events(settings)
     if args.command == "seed-demo":
@@ -115,12 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
-def read_password() -> str | None:
+def read_password(command: str) -> str | None:
     """From a terminal: asked twice, unechoed. Otherwise: the first line of standard input."""
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
         if getpass.getpass("Password again: ") != first:
-            print("create-clerk: the two passwords differ", file=sys.stderr)
+            print(f"{command}: the two passwords differ", file=sys.stderr)
             return None
         return first
     line = sys.stdin.readline()
@@ -132,7 +146,7 @@ def create_clerk(settings: Settings, username: str, store: str | None, role: str
     from portal.services.errors import ServiceError
     from portal.services.staff import CreatedStaff, create_staff
 
-    password = read_password()
+    password = read_password("create-clerk")
     if password is None:
         return 2
     try:
@@ -150,6 +164,44 @@ def create_clerk(settings: Settings, username: str, store: str | None, role: str
         return 2
     where = f"store {created.store_code}" if created.store_code else "all stores"
     print(f"created {created.role} {created.username} ({where})")
+    return 0
+
+
+def set_password(settings: Settings, username: str) -> int:
+    """Exit 0 when set (every session of the account ended, its sign-in unlocked); 2, with
+    the reason on stderr and nothing written, when refused."""
+    from portal.services.errors import ServiceError
+    from portal.services.staff import set_password as set_staff_password
+
+    password = read_password("set-password")
+    if password is None:
+        return 2
+    try:
+        asyncio.run(
+            _with_runtime(
+                settings,
+                lambda rt: set_staff_password(rt, username, password, by="command line"),
+            )
+        )
+    except ServiceError as exc:
+        print(f"set-password: {exc.detail}", file=sys.stderr)
+        return 2
+    print(f"password set for {username.strip().lower()}; its sessions are ended")
+    return 0
+
+
+def disable_clerk(settings: Settings, username: str) -> int:
+    """Exit 0 when disabled (its sessions end at their next request); 2 for no such account."""
+    from portal.services.staff import set_active
+
+    name = username.strip().lower()
+    found = asyncio.run(
+        _with_runtime(settings, lambda rt: set_active(rt, name, False, by="command line"))
+    )
+    if not found:
+        print(f"disable-clerk: there is no account {name!r}", file=sys.stderr)
+        return 2
+    print(f"disabled {name}; its sessions are ended")
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from portal import metrics
+from portal import db, metrics
 from portal.runtime import Runtime
 from portal.services import messaging, pickup, returns, shop_events, surveys
 
@@ -90,9 +90,15 @@ def _guarded(
     async def run() -> None:
         try:
             await job(rt)
-        except Exception:  # a failing run must not kill the scheduler; the next run retries
+        except Exception as exc:  # a failing run must not kill the scheduler; the next retries
             metrics.job_run(name, failed=True)
-            log.exception("job %s failed", name)
+            if db.is_unavailable(exc):
+                outage = rt.cache.get("jobs_db_outage")
+                if outage is None:  # a line a minute, not a traceback a run
+                    outage = rt.cache["jobs_db_outage"] = db.OutageLog(log, "jobs wait for it")
+                outage.note(rt.clock.now(), exc)
+            else:
+                log.exception("job %s failed", name)
         else:
             metrics.job_run(name)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
+import time
+import traceback
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -57,6 +61,96 @@ async def writing(engine: Engine) -> AsyncIterator[None]:
     else:
         async with engine.transaction():
             yield
+
+
+_UNAVAILABLE_PG = (
+    asyncpg.PostgresConnectionError,  # connection lost, refused by the server, ...
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+)
+# SQLite's words for a file it cannot reach (a lost mount, a moved directory), for a lock
+# held longer than the engine's timeout, and for a failing disk.
+_UNAVAILABLE_SQLITE = ("unable to open database file", "database is locked", "disk i/o error")
+_DRIVERS = ("asyncpg", "aiosqlite", "piccolo", "portal.db")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached or used for a moment (stopped or
+    restarting, a connection lost or refused, out of connections, a timeout on the way to
+    it, an unreachable or long-locked SQLite file): worth a 503 and a retry, unlike a bug
+    or a statement the database refused."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the exception and what it was raised from
+        if seen is None:
+            return False
+        if isinstance(seen, _UNAVAILABLE_PG):
+            return True
+        if isinstance(seen, asyncpg.InterfaceError) and "closed" in str(seen):
+            return True
+        if isinstance(seen, sqlite3.OperationalError):
+            return str(seen).lower().startswith(_UNAVAILABLE_SQLITE)
+        if isinstance(seen, OSError) and _raised_by_driver(seen):  # TimeoutError is one
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class OutageLog:
+    """One warning a minute while the database is out, saying what is done meanwhile and
+    how many times since the last warning, instead of a traceback each time."""
+
+    EVERY = timedelta(minutes=1)
+
+    def __init__(self, log: logging.Logger, meanwhile: str) -> None:
+        self.log = log
+        self.meanwhile = meanwhile
+        self.warned_at: datetime | None = None
+        self.unlogged = 0
+
+    def note(self, now: datetime, exc: BaseException) -> None:
+        if self.warned_at is not None and now - self.warned_at < self.EVERY:
+            self.unlogged += 1
+            return
+        self.log.warning(
+            "database unavailable (%s): %s (%d more since the last warning)",
+            type(exc).__name__,
+            self.meanwhile,
+            self.unlogged,
+        )
+        self.warned_at, self.unlogged = now, 0
+
+
+class _PoolRetries(logging.Filter):
+    """asyncpg's pool logs a warning with a traceback each time it fails to reconnect its
+    minimum of connections (1, 2, 4 ... 60 s apart, for each pool) while the database is
+    out. Keep one line a minute, naming the error, without the traceback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged_at = -3600.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING or not record.exc_info:
+            return True
+        now = time.monotonic()
+        if now - self.logged_at < 60:
+            return False
+        self.logged_at = now
+        error = record.exc_info[1]
+        record.msg, record.args = f"{record.getMessage()} ({type(error).__name__})", None
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_PoolRetries())
+
+
+def _raised_by_driver(exc: BaseException) -> bool:
+    """A socket error or timeout counts only when it came from the database's driver."""
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        if str(frame.f_globals.get("__name__", "")).startswith(_DRIVERS):
+            return True
+    return False
 
 
 def is_unique_violation(exc: BaseException) -> bool:

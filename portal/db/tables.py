@@ -176,6 +176,22 @@ class StaffUser(Table, tablename="staff_user"):
     active = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
     last_login_at = Timestamptz(null=True, default=None)
+    # In every session cookie; raised by signing out, a new password or disabling the
+    # account, which ends every session of this person on every worker.
+    session_version = Integer(default=0)
+
+
+class SignInThrottle(Table, tablename="sign_in_throttle"):
+    """Sign-in attempts per username (known or not, so that the answer does not tell which),
+    counted before the password is checked. `epoch` is part of the per-client limiter's
+    keys: raising it (an unlock) clears every client's count for the username at once."""
+
+    id = Serial(primary_key=True)
+    username = Varchar(length=64, unique=True)
+    failures = Integer(default=0)  # in the window that began at window_start
+    window_start = BigInt(default=0)  # unix seconds
+    last_at = BigInt(default=0, index=True)  # unix seconds: rows idle for long are pruned
+    epoch = Integer(default=0)
 
 
 class Pickup(Table, tablename="pickup"):
@@ -400,6 +416,7 @@ ALL_TABLES: list[type[Table]] = [
     AccessToken,
     SmsMessage,
     StaffUser,
+    SignInThrottle,
     Pickup,
     Reminder,
     ReturnRequest,

@@ -96,9 +96,31 @@ def verify_password(password: str, stored: str) -> bool:
 DUMMY_HASH = f"{_SCHEME}${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(bytes(SALT_BYTES))}${_b64(bytes(HASH_BYTES))}"
 
 
-def session_version(password_hash: str) -> str:
-    """Goes into the session cookie; changing the password changes it and ends old sessions."""
-    return hashlib.sha256(b"session:" + password_hash.encode("utf-8")).hexdigest()[:16]
+def session_version(password_hash: str, counter: int) -> str:
+    """Goes into the session cookie. Changing the password, or raising the account's
+    counter (signing out, disabling it), changes it and ends every earlier session."""
+    material = f"session:{counter}:{password_hash}".encode()
+    return hashlib.sha256(material).hexdigest()[:16]
+
+
+# Sign-in attempts per username, counted before the password is checked. The first ones
+# cost nothing more; after that each attempt, from any client, waits a little longer
+# before its password is checked: a username under attack slows down for every client,
+# and the real clerk still gets in (never a lock). Per username and client there is a
+# hard limit too (portal/web/limits.py), which an attacker elsewhere cannot reach.
+SIGN_IN_WINDOW_SECONDS = 15 * 60
+SIGN_IN_FREE_FAILURES = 5
+SIGN_IN_FIRST_DELAY = 0.5
+SIGN_IN_MAX_DELAY = 8.0
+
+
+def sign_in_delay(prior_failures: int) -> float:
+    """Seconds an attempt waits, given the username's failures in the window before it:
+    0 for the first five, then 0.5, 1, 2, 4, 8, 8 ..."""
+    extra = prior_failures - SIGN_IN_FREE_FAILURES
+    if extra < 0:
+        return 0.0
+    return min(SIGN_IN_FIRST_DELAY * 2 ** min(extra, 16), SIGN_IN_MAX_DELAY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,13 @@
 
 Password hashing (scrypt, about 50 ms) runs in a worker thread and outside any write
 transaction, so a sign-in never holds SQLite's write lock while it hashes.
+
+Sessions carry a version made of the password hash and the account's `session_version`
+counter; signing out, a new password and disabling the account raise the counter, which
+ends every session of that person on every worker (each request compares the two).
+Sign-in attempts are counted per username in the database before the password is checked
+(`sign_in_throttle`): past a few failures, every attempt for that username waits a little
+longer (domain.staff.sign_in_delay), from any client, but is still checked.
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ from datetime import datetime
 from typing import Any
 
 from portal import db
-from portal.db.tables import AuditLog, StaffUser, Store
+from portal.db.tables import AuditLog, SignInThrottle, StaffUser, Store
 from portal.domain import DomainError
 from portal.domain.staff import (
     DUMMY_HASH,
+    SIGN_IN_WINDOW_SECONDS,
     CurrentStaff,
     Role,
     can_see_store,
@@ -25,6 +33,7 @@ from portal.domain.staff import (
     normalise_username,
     parse_role,
     session_version,
+    sign_in_delay,
     verify_password,
 )
 from portal.runtime import Runtime
@@ -39,6 +48,15 @@ class Action:
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
     LOGOUT = "logout"
+    PASSWORD_SET = "password_set"  # noqa: S105 - an audit action, not a password
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    SIGN_IN_UNLOCKED = "sign_in_unlocked"
+
+
+# Throttle rows idle this long are deleted: the limiter's counts made under them (which
+# expire a window after their first failure) are gone by then.
+THROTTLE_KEEP_SECONDS = 4 * SIGN_IN_WINDOW_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,15 +149,137 @@ async def create_staff(
     return CreatedStaff(rows[0]["id"], name, staff_role, store_code)
 
 
-async def set_active(rt: Runtime, username: str, active: bool) -> bool:
-    """Deactivate (or reactivate) an account; its sessions stop at their next request."""
+def _account_name(username: str) -> str:
+    try:
+        return normalise_username(username)
+    except DomainError as exc:
+        raise NotFound(f"there is no account {username.strip()[:64]!r}", field="username") from exc
+
+
+async def set_active(rt: Runtime, username: str, active: bool, *, by: str = "console") -> bool:
+    """Disable (or enable again) an account, audited. Disabling ends all its sessions at
+    their next request; `by` says where it was done (the audit keeps it)."""
+    name = username.strip().lower()
+    changes: dict[Any, Any] = {StaffUser.active: active}
+    if not active:
+        changes[StaffUser.session_version] = StaffUser.session_version + 1
     async with rt.writing():
         rows = (
-            await StaffUser.update({StaffUser.active: active})
-            .where(StaffUser.username == username.strip().lower())
-            .returning(StaffUser.id)
+            await StaffUser.update(changes)
+            .where(StaffUser.username == name)
+            .returning(StaffUser.id, StaffUser.store)
         )
+        if rows:
+            await record_audit(
+                rt,
+                staff_id=rows[0]["id"],
+                action=Action.ENABLED if active else Action.DISABLED,
+                store_id=rows[0]["store"],
+                details={"by": by},
+            )
     return bool(rows)
+
+
+async def set_password(rt: Runtime, username: str, password: str, *, by: str) -> None:
+    """A new password: ends every session of the account and lifts its sign-in limits
+    (every client's count, and the delay), audited. NotFound for an unknown username."""
+    name = _account_name(username)
+    try:
+        check_password(password)
+    except DomainError as exc:
+        raise Invalid(str(exc), field="password") from exc
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with rt.writing():
+        rows = (
+            await StaffUser.update(
+                {
+                    StaffUser.password_hash: password_hash,
+                    StaffUser.session_version: StaffUser.session_version + 1,
+                }
+            )
+            .where(StaffUser.username == name)
+            .returning(StaffUser.id, StaffUser.store)
+        )
+        if not rows:
+            raise NotFound(f"there is no account {name!r}", field="username")
+        await _lift_limits(name)
+        await record_audit(
+            rt,
+            staff_id=rows[0]["id"],
+            action=Action.PASSWORD_SET,
+            store_id=rows[0]["store"],
+            details={"by": by},
+        )
+
+
+async def unlock_sign_in(rt: Runtime, manager: CurrentStaff, username: str) -> None:
+    """A manager lifts an account's sign-in limits (every client's count, and the delay)."""
+    ensure_manager(manager)
+    name = _account_name(username)
+    async with rt.writing():
+        row = (
+            await StaffUser.select(StaffUser.id, StaffUser.store)
+            .where(StaffUser.username == name)
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"there is no account {name!r}", field="username")
+        await _lift_limits(name)
+        await record_audit(
+            rt,
+            staff_id=manager.id,
+            action=Action.SIGN_IN_UNLOCKED,
+            store_id=row["store"],
+            details={"username": name},
+        )
+
+
+async def _lift_limits(name: str) -> None:
+    await SignInThrottle.update(
+        {SignInThrottle.failures: 0, SignInThrottle.epoch: SignInThrottle.epoch + 1}
+    ).where(SignInThrottle.username == name)
+
+
+def throttle_key(username: str) -> str:
+    """The username as sign-in limits count it, whether or not it is a valid one."""
+    return username.strip().lower()[:64]
+
+
+async def sign_in_epoch(rt: Runtime, username: str) -> int:
+    """The username's current limiter epoch (raised by each unlock; 0 when never counted)."""
+    row = (
+        await SignInThrottle.select(SignInThrottle.epoch)
+        .where(SignInThrottle.username == throttle_key(username))
+        .first()
+    )
+    return int(row["epoch"]) if row else 0
+
+
+_COUNT_ATTEMPT = """
+INSERT INTO sign_in_throttle (username, failures, window_start, last_at, epoch)
+VALUES ({}, 1, {}, {}, 0)
+ON CONFLICT (username) DO UPDATE SET
+  failures = CASE WHEN sign_in_throttle.window_start <= {} THEN 1
+                  ELSE sign_in_throttle.failures + 1 END,
+  window_start = CASE WHEN sign_in_throttle.window_start <= {} THEN {}
+                      ELSE sign_in_throttle.window_start END,
+  last_at = {}
+RETURNING failures
+"""
+
+
+async def _count_attempt(rt: Runtime, username: str) -> int:
+    """Count one attempt for `username` as a failure, before its password is checked (a
+    success takes it back), in one statement: racing attempts each get their own number.
+    Returns the failures in the window before this one."""
+    now = int(rt.clock.now().timestamp())
+    expired = now - SIGN_IN_WINDOW_SECONDS
+    async with rt.writing():
+        rows = await SignInThrottle.raw(
+            _COUNT_ATTEMPT, throttle_key(username), now, now, expired, expired, now, now
+        )
+        await SignInThrottle.delete().where(SignInThrottle.last_at < now - THROTTLE_KEEP_SECONDS)
+    return int(rows[0]["failures"]) - 1
 
 
 _STAFF_COLUMNS = (
@@ -148,6 +288,7 @@ _STAFF_COLUMNS = (
     StaffUser.password_hash,
     StaffUser.role,
     StaffUser.active,
+    StaffUser.session_version,
     StaffUser.store.id.as_alias("store_id"),
     StaffUser.store.code.as_alias("store_code"),
     StaffUser.store.name.as_alias("store_name"),
@@ -169,7 +310,13 @@ def _current(row: dict[str, Any]) -> CurrentStaff:
 
 async def sign_in(rt: Runtime, username: str, password: str) -> SignedIn | None:
     """The person if the credentials are right and the account active, else None.
-    Both outcomes are audited; a failure keeps the typed username, never the password."""
+    The attempt is counted for the username first, and waits as long as the username's
+    recent failures ask (sign_in_delay) before the password is checked. Both outcomes are
+    audited; a failure keeps the typed username, never the password."""
+    prior_failures = await _count_attempt(rt, username)
+    delay = sign_in_delay(prior_failures)
+    if delay:
+        await asyncio.sleep(delay)
     try:
         name = normalise_username(username)
     except DomainError:
@@ -187,6 +334,9 @@ async def sign_in(rt: Runtime, username: str, password: str) -> SignedIn | None:
             await StaffUser.update({StaffUser.last_login_at: rt.clock.now()}).where(
                 StaffUser.id == row["id"]
             )
+            await SignInThrottle.update({SignInThrottle.failures: 0}).where(
+                SignInThrottle.username == throttle_key(username)
+            )
             await record_audit(
                 rt, staff_id=row["id"], action=Action.LOGIN, store_id=row["store_id"]
             )
@@ -203,21 +353,78 @@ async def sign_in(rt: Runtime, username: str, password: str) -> SignedIn | None:
             )
     if row is None or not ok:
         return None
-    return SignedIn(_current(row), session_version(row["password_hash"]))
+    return SignedIn(_current(row), _version(row))
+
+
+def _version(row: dict[str, Any]) -> str:
+    return session_version(row["password_hash"], row["session_version"])
 
 
 async def session_staff(rt: Runtime, staff_id: int, version: str) -> CurrentStaff | None:
     """The person behind a session, or None when the account is gone, inactive, or its
-    password changed since the session began."""
+    sessions were ended (signed out, new password, disabled) since this one began."""
     row = await StaffUser.select(*_STAFF_COLUMNS).where(StaffUser.id == staff_id).first()
-    if row is None or not row["active"] or session_version(row["password_hash"]) != version:
+    if row is None or not row["active"] or _version(row) != version:
         return None
     return _current(row)
 
 
 async def sign_out(rt: Runtime, staff: CurrentStaff) -> None:
+    """Ends every session of this person, on every device and worker, not only this one:
+    a copied cookie stops working too."""
     async with rt.writing():
+        await StaffUser.update({StaffUser.session_version: StaffUser.session_version + 1}).where(
+            StaffUser.id == staff.id
+        )
         await record_audit(rt, staff_id=staff.id, action=Action.LOGOUT, store_id=staff.store_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    username: str
+    role: Role
+    store_code: str | None
+    active: bool
+    last_login_at: datetime | None
+    recent_failures: int  # failed sign-ins in the current window
+
+
+async def accounts(rt: Runtime, manager: CurrentStaff) -> list[Account]:
+    """Managers: every account, with its failed sign-ins of the last 15 minutes."""
+    ensure_manager(manager)
+    rows = await StaffUser.select(
+        StaffUser.username,
+        StaffUser.role,
+        StaffUser.active,
+        StaffUser.last_login_at,
+        StaffUser.store.code.as_alias("store_code"),
+    ).order_by(StaffUser.username)
+    since = int(rt.clock.now().timestamp()) - SIGN_IN_WINDOW_SECONDS
+    names = [row["username"] for row in rows]
+    failures = (
+        {
+            t["username"]: t["failures"]
+            for t in await SignInThrottle.select(
+                SignInThrottle.username, SignInThrottle.failures
+            ).where(
+                SignInThrottle.username.is_in(names),
+                SignInThrottle.window_start > since,
+            )
+        }
+        if names
+        else {}
+    )
+    return [
+        Account(
+            username=row["username"],
+            role=Role(row["role"]),
+            store_code=row["store_code"],
+            active=row["active"],
+            last_login_at=row["last_login_at"],
+            recent_failures=failures.get(row["username"], 0),
+        )
+        for row in rows
+    ]
 
 
 def ensure_visible(staff: CurrentStaff, store_id: int | None) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 
@@ -31,7 +31,10 @@ from portal.web.render import render
 NO_STORE = {"Cache-Control": "no-store"}
 WRONG = "That username and password do not match an active account."
 QUEUE_POLL_SECONDS = 15
-TOO_MANY = "Too many failed sign-ins. Wait 15 minutes and try again, or ask your manager."
+TOO_MANY = (
+    "Too many failed sign-ins from this device. Wait 15 minutes and try again, "
+    "or ask your manager to unlock your account."
+)
 
 
 def _see_other(path: str) -> Redirect:
@@ -77,18 +80,20 @@ class ClerkController(Controller):
         password = str(form.get("password") or "")
         next_path = safe_next(str(form.get("next") or ""))
         limiter: LoginLimiter = request.app.state.login_limiter
-        if await limiter.blocked(request, username):
+        # Taken before the password is checked: racing attempts cannot pass the limit.
+        epoch = await staff_service.sign_in_epoch(rt, username)
+        wait = await limiter.take(request, username, epoch)
+        if wait:
             return self._form(
                 request,
                 username=username,
                 next_path=next_path,
                 error=TOO_MANY,
                 status_code=429,
-                headers={"Retry-After": str(limiter.window)},
+                headers={"Retry-After": str(wait)},
             )
         signed_in = await staff_service.sign_in(rt, username, password)
         if signed_in is None:
-            await limiter.record_failure(request, username)
             return self._form(
                 request,
                 username=username,
@@ -96,7 +101,7 @@ class ClerkController(Controller):
                 error=WRONG,
                 status_code=HTTP_400_BAD_REQUEST,
             )
-        await limiter.record_success(request, username)
+        await limiter.record_success(request, username, epoch)
         start_session(request, signed_in)
         return _see_other(next_path or HOME)
 
@@ -172,6 +177,30 @@ class ClerkController(Controller):
             {"staff": staff, "page": page, "first_page": before is None},
             headers=NO_STORE,
         )
+
+    @get("/staff", name="clerk_staff")
+    async def staff_page(
+        self, request: Request[Any, Any, Any], rt: RT, staff: Staff
+    ) -> Response[Any]:
+        """Managers: every account, its failed sign-ins, and a button that unlocks it."""
+        accounts = await staff_service.accounts(rt, staff)
+        return render(
+            request,
+            "clerk/staff.html",
+            {
+                "staff": staff,
+                "accounts": accounts,
+                "unlocked": request.query_params.get("unlocked"),
+            },
+            headers=NO_STORE,
+        )
+
+    @post("/staff/{username:str}/unlock", name="clerk_staff_unlock")
+    async def unlock(
+        self, request: Request[Any, Any, Any], rt: RT, staff: Staff, username: FromPath[str]
+    ) -> Response[Any]:
+        await staff_service.unlock_sign_in(rt, staff, username)
+        return _see_other(f"/clerk/staff?{urlencode({'unlocked': username})}")
 
     @get("/surveys", name="clerk_surveys")
     async def survey_page(

@@ -1,5 +1,11 @@
 """Every error answers in the caller's language: JSON for the API and webhooks, a page for
-people. Nothing leaks a traceback; unexpected errors are logged without request data."""
+people. Nothing leaks a traceback; unexpected errors are logged without request data.
+
+When the database is out (stopped, restarting, unreachable; portal.db.is_unavailable),
+every request that needs it answers 503 with Retry-After, a translated "try again in a
+moment" page for people, and the log gets one warning a minute instead of a traceback per
+request. Requests recover by themselves once it is back (the pools reconnect).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from portal import db
+from portal.domain.locale import from_accept_language
 from portal.services.errors import ServiceError
 from portal.web.render import render
 
@@ -108,7 +116,41 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return response
 
 
+RETRY_AFTER_SECONDS = 5
+
+
+def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    rt = request.app.state.rt
+    outage = rt.cache.get("web_db_outage")
+    if outage is None:  # one per process: each warns once a minute
+        outage = rt.cache["web_db_outage"] = db.OutageLog(log, "answering 503 with Retry-After")
+    outage.note(rt.clock.now(), exc)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    if _wants_json(request):
+        response = _json(503, "the service is unavailable for a moment; try again in a few seconds")
+        response.headers.update(headers)
+        return response
+    lang = from_accept_language(request.headers.get("accept-language"))
+    try:
+        return render(
+            request,
+            "errors/unavailable.html",
+            {"locale": lang, "ui_lang": lang, "again": request.method == "GET"},
+            status_code=503,
+            headers=headers,
+        )
+    except Exception:  # answer plainly rather than not at all
+        return Response(
+            "<!doctype html><title>503</title><h1>Please try again in a moment</h1>",
+            status_code=503,
+            media_type=MediaType.HTML,
+            headers=headers,
+        )
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if db.is_unavailable(exc):
+        return handle_unavailable(request, exc)
     # The path can hold a token: log the route's name, not the URL.
     handler = request.scope.get("route_handler")
     log.exception("unexpected %s in %s", type(exc).__name__, getattr(handler, "handler_name", "?"))

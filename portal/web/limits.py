@@ -9,6 +9,7 @@ counts; a shared Store (such as Redis) makes the limit hold across workers.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -69,21 +70,38 @@ LOGIN_WINDOW_SECONDS = 15 * 60
 
 
 class LoginLimiter:
-    """At most `limit` failed sign-ins per username and per client address in 15 minutes.
+    """At most `limit` sign-in attempts per username and client address together, and
+    `address_limit` per address over all usernames (one address trying many), in 15
+    minutes. An attempt is taken before its password is checked, so that racing attempts
+    cannot pass the limit together; a success gives it back.
 
-    Each key holds "<count> <first failure, epoch seconds>" and expires with its window, so
-    a later failure does not extend the block. Only failures count; a success clears the
-    username's count (not the address's, or one good account would reset a guesser's).
+    Keyed by username and address together, an attacker elsewhere cannot lock a clerk
+    out: only their own address is stopped (the username as a whole slows down instead,
+    services.staff). The username's `epoch` (raised when a manager or `set-password`
+    unlocks it) is part of the key, so an unlock clears every address's count at once.
+    Each key holds "<count> <first attempt, epoch seconds>" and expires with its window.
+    The lock makes take-and-count one step in this process; the store is this process's.
     """
 
-    def __init__(self, store: Store, limit: int = 5, window: int = LOGIN_WINDOW_SECONDS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limit: int = 5,
+        window: int = LOGIN_WINDOW_SECONDS,
+        address_limit: int = 20,
+    ) -> None:
         self.store = store
         self.limit = limit
+        self.address_limit = address_limit
         self.window = window
+        self._lock = asyncio.Lock()
 
-    def _keys(self, request: Request[Any, Any, Any], username: str) -> tuple[str, str]:
+    def _keys(self, request: Request[Any, Any, Any], username: str, epoch: int) -> tuple[str, str]:
         client = client_address(request)
-        return f"login:user:{username.strip().lower()[:64]}", f"login:addr:{client}"
+        return (
+            f"login:user:{username.strip().lower()[:64]}:{epoch}:{client}",
+            f"login:addr:{client}",
+        )
 
     async def _count(self, key: str) -> tuple[int, float]:
         value = await self.store.get(key)
@@ -94,25 +112,38 @@ class LoginLimiter:
         )
         return int(count), float(first or time.time())
 
-    async def blocked(self, request: Request[Any, Any, Any], username: str) -> bool:
-        if self.limit <= 0:
-            return False
-        for key in self._keys(request, username):
-            count, _ = await self._count(key)
-            if count >= self.limit:
-                return True
-        return False
+    async def _set(self, key: str, count: int, first: float, now: float) -> None:
+        left = int(first + self.window - now)
+        if left <= 0:
+            count, first, left = max(count, 0), now, self.window
+        await self.store.set(key, f"{count} {first}", expires_in=max(left, 1))
 
-    async def record_failure(self, request: Request[Any, Any, Any], username: str) -> None:
+    async def take(self, request: Request[Any, Any, Any], username: str, epoch: int) -> int:
+        """Take one attempt: 0 when it may go on, else the seconds until it may be tried."""
         if self.limit <= 0:
-            return
-        now = time.time()
-        for key in self._keys(request, username):
-            count, first = await self._count(key)
-            left = int(first + self.window - now)
-            if count == 0 or left <= 0:
-                count, first, left = 0, now, self.window
-            await self.store.set(key, f"{count + 1} {first}", expires_in=max(left, 1))
+            return 0
+        keys = self._keys(request, username, epoch)
+        async with self._lock:
+            now = time.time()
+            counts = []
+            for key, limit in zip(keys, (self.limit, self.address_limit), strict=True):
+                count, first = await self._count(key)
+                if first + self.window <= now:
+                    count, first = 0, now
+                if count >= limit:
+                    return max(int(first + self.window - now), 1)
+                counts.append((key, count, first))
+            for key, count, first in counts:
+                await self._set(key, count + 1, first, now)
+        return 0
 
-    async def record_success(self, request: Request[Any, Any, Any], username: str) -> None:
-        await self.store.delete(self._keys(request, username)[0])
+    async def record_success(
+        self, request: Request[Any, Any, Any], username: str, epoch: int
+    ) -> None:
+        """A right password: the attempt is given back on both counts."""
+        pair, address = self._keys(request, username, epoch)
+        async with self._lock:
+            await self.store.delete(pair)
+            count, first = await self._count(address)
+            if count > 0:
+                await self._set(address, count - 1, first, time.time())

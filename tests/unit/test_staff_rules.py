@@ -15,6 +15,7 @@ from portal.domain.staff import (
     normalise_username,
     parse_role,
     session_version,
+    sign_in_delay,
     verify_password,
     visible_store_ids,
 )
@@ -73,9 +74,10 @@ def test_a_malformed_or_foreign_hash_never_matches(stored):
     assert not verify_password(PASSWORD, stored)
 
 
-def test_the_session_version_follows_the_password_hash(stored):
-    assert session_version(stored) == session_version(stored)
-    assert session_version(stored) != session_version(hash_password(PASSWORD))
+def test_the_session_version_follows_the_password_hash_and_the_counter(stored):
+    assert session_version(stored, 0) == session_version(stored, 0)
+    assert session_version(stored, 0) != session_version(hash_password(PASSWORD), 0)
+    assert session_version(stored, 0) != session_version(stored, 1)
 
 
 @pytest.mark.parametrize(
@@ -145,3 +147,11 @@ def test_the_login_url_carries_next_only_when_it_is_local():
     assert login_url("/clerk/audit?before=5") == "/clerk/login?next=/clerk/audit%3Fbefore%3D5"
     assert login_url("//evil.example") == "/clerk/login"
     assert login_url("/clerk/") == "/clerk/login"
+
+
+def test_sign_in_attempts_wait_longer_and_longer_past_five_failures_up_to_a_cap():
+    delays = [sign_in_delay(n) for n in range(12)]
+    assert delays[:5] == [0.0] * 5
+    assert delays[5:10] == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert delays[10:] == [8.0, 8.0]  # never a lock: every attempt is still checked
+    assert sign_in_delay(10**6) == 8.0

@@ -1,12 +1,16 @@
-"""Store console accounts: create-clerk, sign in and out, sessions, CSRF, rate limit, audit."""
+"""Store console accounts: create-clerk, set-password, disable-clerk, sign in and out,
+sessions, CSRF, sign-in limits and unlocking, audit."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 
 import pytest
 
 from portal.db.tables import AuditLog, StaffUser
+from portal.domain.staff import sign_in_delay
 from portal.services.staff import record_audit, set_active
 from portal.web.clerk_auth import SESSION_COOKIE
 from tests.web.conftest import CLERK_PASSWORD, MANAGER_PASSWORD
@@ -120,28 +124,135 @@ async def test_a_login_post_without_the_csrf_token_is_refused(client, clerk):
     assert await AuditLog.count() == 0
 
 
-async def test_after_five_failures_for_a_username_even_the_right_password_gets_429(
+async def test_forty_racing_wrong_passwords_from_one_client_get_only_five_checked(client, clerk):
+    form = await client.get("/clerk/login")
+    token = csrf_field(form.text)
+
+    async def attempt(n: int):
+        data = {"_csrf_token": token, "username": "anna.rossi", "password": f"guess-{n:04}"}
+        return await client.post("/clerk/login", data=data)
+
+    answers = await asyncio.gather(*(attempt(n) for n in range(40)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [400] * 5 + [429] * 35
+    # Only the five allowed attempts reached the password check (each check is audited).
+    assert await AuditLog.count().where(AuditLog.action == "login_failed") == 5
+    refused = next(a for a in answers if a.status_code == 429)
+    assert 0 < int(refused.headers["retry-after"]) <= 900
+
+
+async def test_five_wrong_passwords_stop_that_device_while_the_clerk_still_signs_in_slowed(
     client, client_from, clerk
 ):
+    attacker = await client_from("198.51.100.66")
     for attempt in range(5):
-        other = await client_from(f"198.51.100.{attempt + 1}")  # a new address each time
-        assert (await sign_in(other, "anna.rossi", f"guess-number-{attempt}")).status_code == 400
-    blocked = await sign_in(client, "anna.rossi", CLERK_PASSWORD)
+        assert (await sign_in(attacker, "anna.rossi", f"guess-number-{attempt}")).status_code == 400
+    blocked = await sign_in(attacker, "anna.rossi", CLERK_PASSWORD)  # even the right one
     assert blocked.status_code == 429
     assert "Too many failed sign-ins" in blocked.text
     assert 'value="anna.rossi"' in blocked.text  # the form, shown again
-    assert blocked.headers["retry-after"] == "900"
-    assert session_cookie(client) is None
+    assert 0 < int(blocked.headers["retry-after"]) <= 900
+    assert session_cookie(attacker) is None
+
+    # The clerk's own device is not locked out; the username under attack is slowed down.
+    started = time.monotonic()
+    response = await sign_in(client, "anna.rossi", CLERK_PASSWORD)
+    assert response.status_code == 303
+    assert time.monotonic() - started >= sign_in_delay(5) > 0
+    assert (await client.get("/clerk/")).status_code == 200
 
 
-async def test_after_five_failures_from_one_address_other_usernames_are_blocked_too(
-    client, client_from, clerk
+async def test_many_usernames_from_one_address_hit_the_address_limit(
+    app, client, client_from, clerk
 ):
+    app.state.login_limiter.address_limit = 5  # 20 by default
     for attempt in range(5):
         await sign_in(client, f"guess{attempt}", "not-a-password")
     assert (await sign_in(client, "anna.rossi", CLERK_PASSWORD)).status_code == 429
     elsewhere = await client_from("198.51.100.77")
     assert (await sign_in(elsewhere, "anna.rossi", CLERK_PASSWORD)).status_code == 303
+
+
+async def test_signing_out_ends_a_copied_session_cookie_too(client, client_from, clerk):
+    await sign_in(client, "anna.rossi", CLERK_PASSWORD)
+    copy = await client_from("198.51.100.5")
+    copy.cookies.set(SESSION_COOKIE, session_cookie(client), domain="portal.test", path="/clerk")
+    assert (await copy.get("/clerk/")).status_code == 200
+    await sign_out(client)
+    after = await copy.get("/clerk/")
+    assert after.status_code == 303
+    assert after.headers["location"] == "/clerk/login"
+
+
+async def test_set_password_ends_every_session_and_unlocks_a_locked_out_device(
+    db_url, client, client_from, clerk
+):
+    await sign_in(client, "anna.rossi", CLERK_PASSWORD)
+    counter = await client_from("198.51.100.8")
+    for attempt in range(5):
+        await sign_in(counter, "anna.rossi", f"forgot-it-{attempt}")
+    assert (await sign_in(counter, "anna.rossi", "a-brand-new-one-1")).status_code == 429
+
+    done = run_cli(db_url, "set-password", "Anna.Rossi", stdin="a-brand-new-one-1\n")
+    assert done.returncode == 0, done.stderr
+    assert "a-brand-new-one-1" not in done.stdout + done.stderr
+    assert (await client.get("/clerk/")).status_code == 303  # the old session has ended
+    assert (await sign_in(counter, "anna.rossi", "a-brand-new-one-1")).status_code == 303
+    audited = await AuditLog.select(AuditLog.details).where(AuditLog.action == "password_set")
+    assert len(audited) == 1 and "a-brand-new-one" not in str(audited)
+
+    unknown = run_cli(db_url, "set-password", "nobody", stdin="a-brand-new-one-1\n")
+    assert unknown.returncode == 2 and "no account 'nobody'" in unknown.stderr
+
+
+async def test_disable_clerk_ends_every_session_and_refuses_sign_in(db_url, client, clerk):
+    await sign_in(client, "anna.rossi", CLERK_PASSWORD)
+    done = run_cli(db_url, "disable-clerk", "anna.rossi")
+    assert done.returncode == 0, done.stderr
+    assert (await client.get("/clerk/")).status_code == 303
+    assert (await sign_in(client, "anna.rossi", CLERK_PASSWORD)).status_code == 400
+    assert await AuditLog.count().where(AuditLog.action == "disabled") == 1
+
+
+async def test_a_manager_unlocks_a_locked_out_clerk_on_the_staff_page(
+    client, client_from, clerk, manager
+):
+    counter = await client_from("198.51.100.8")
+    for attempt in range(5):
+        await sign_in(counter, "anna.rossi", f"forgot-it-{attempt}")
+    assert (await sign_in(counter, "anna.rossi", CLERK_PASSWORD)).status_code == 429
+
+    await sign_in(client, "marco", MANAGER_PASSWORD)
+    home = await client.get("/clerk/")
+    assert 'href="/clerk/staff"' in home.text
+    page = await client.get("/clerk/staff")
+    assert page.status_code == 200
+    row = re.search(r'<tr class="staff-anna.rossi">(.*?)</tr>', page.text, re.S)
+    assert row and '<td class="num">5</td>' in row.group(1)
+    without_csrf = await client.post("/clerk/staff/anna.rossi/unlock")
+    assert without_csrf.status_code == 403
+    unlocked = await client.post(
+        "/clerk/staff/anna.rossi/unlock", data={"_csrf_token": csrf_field(page.text)}
+    )
+    assert unlocked.status_code == 303
+    shown = await client.get(unlocked.headers["location"])
+    assert "Sign-in unlocked for anna.rossi." in shown.text
+
+    assert (await sign_in(counter, "anna.rossi", CLERK_PASSWORD)).status_code == 303
+    entry = await AuditLog.select(AuditLog.staff, AuditLog.details).where(
+        AuditLog.action == "sign_in_unlocked"
+    )
+    assert len(entry) == 1 and entry[0]["staff"] == manager.id
+    assert "anna.rossi" in str(entry[0]["details"])
+
+    # A clerk has no such page and cannot unlock.
+    clerk_home = await counter.get("/clerk/")
+    assert "/clerk/staff" not in clerk_home.text
+    assert (await counter.get("/clerk/staff")).status_code == 404
+    refused = await counter.post(
+        "/clerk/staff/anna.rossi/unlock", data={"_csrf_token": csrf_field(clerk_home.text)}
+    )
+    assert refused.status_code == 404
 
 
 async def test_logout_ends_the_session(client, clerk):
