@@ -19,7 +19,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from messagebird.error import ValidationError as SignatureError
 from messagebird.request_validator import RequestValidator
 
-from portal import metrics
+from portal import db, metrics
 from portal.services import inbound, messaging
 from portal.web.deps import RT
 
@@ -162,7 +162,9 @@ class MessageBirdWebhooks(Controller):
         message = inbound.InboundIn.parse(params, rt.settings.default_region)
         try:
             outcome = await inbound.receive(rt, message)
-        except Exception:  # the database: answer so that MessageBird retries, never a 500
+        except Exception as exc:  # answer so that MessageBird retries, never a 500
+            if db.is_unavailable(exc):
+                raise  # the outage answer (503) and its one warning a minute: web.errors
             log.exception("inbound sms could not be stored")
             return Response(
                 {"status_code": 503, "detail": "could not store the message now; retry later"},
