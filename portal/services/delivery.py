@@ -275,7 +275,8 @@ async def _make_change(
 async def _superseded(order_id: int, kind: ChangeKind, shipment_id: int | None) -> int | None:
     """The latest earlier change of the same kind to the same order or parcel, still in
     force (made, or waiting for the shop): the new one replaces it. The feed keeps both;
-    what was not sent yet about the old one (a text, a call to the shop) is not sent."""
+    once the new one is made, what was not sent yet about the old one (its confirmation
+    text, its calls to the shop) is not sent."""
     scope = (
         DeliveryChange.shipment.is_null()
         if shipment_id is None
@@ -423,7 +424,9 @@ async def _sms(
         dedupe_key=dedupe_key,
         requested=requested,
         subject=_subject(change["id"]),
-        replaces=_subject(change.get("supersedes")),
+        # Made, it replaces the earlier change: that one's confirmation, if still queued, is
+        # not sent (a rejection replaces nothing).
+        replaces=_subject(change.get("supersedes")) if kind == "delivery_changed" else None,
         context={
             "change": ChangeKind(change["kind"]).value,
             "day": (
@@ -462,7 +465,7 @@ async def _tell_shop(
         f"delivery_change.{status}",
         order_id=order["id"],
         subject=_subject(change["id"]),
-        replaces=_subject(change.get("supersedes")),
+        replaces=(_subject(change.get("supersedes")) if status is ChangeStatus.ACCEPTED else None),
         data={
             **_change_json(change, order),
             "status": str(status),

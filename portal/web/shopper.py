@@ -449,7 +449,8 @@ async def resolve(
         raise HTTPException(
             status_code=HTTP_429_TOO_MANY_REQUESTS,
             detail="Too many links that do not work were tried from here. Wait a minute.",
-            headers={"Retry-After": "60"},
+            # htmx swaps a 429 (a form over the shopper's limits): not this error page.
+            headers={"Retry-After": "60", "HX-Reswap": "none"},
         )
     found = await lookup
     if found is None:

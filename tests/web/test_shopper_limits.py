@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -113,6 +114,9 @@ async def test_the_sixth_change_within_the_hour_is_refused_with_the_time_and_que
     assert plain.status_code == 429
     assert plain.text.startswith("<!doctype html>")
     assert REFUSED in plain.text
+    # The page's htmx swaps a 429 answer, as it does a 422 one.
+    config = re.search(r'name="htmx-config" content=\'([^\']+)\'', plain.text).group(1)
+    assert {"code": "400|409|422|429", "swap": True} in json.loads(config)["responseHandling"]
     # With htmx: the card alone, with the same message.
     card = await post_form(client, order["path"], order["instructions"], note(6), htmx=True)
     assert card.status_code == 429
@@ -245,6 +249,43 @@ async def test_a_burst_queues_at_most_the_daily_texts_and_only_the_latest_leave(
     assert latest_note == feed[-1]["data"]["instructions"]["note"]
     statuses = await ShopEvent.select(ShopEvent.status).where(ShopEvent.order == order["id"])
     assert sorted(s["status"] for s in statuses) == ["delivered"] * 2 + ["superseded"] * 3
+
+
+async def test_a_change_supersedes_only_once_made(rt, client, auth, order):
+    """When the shop decides: a rejected change replaces nothing; an accepted one drops the
+    earlier change's confirmation still queued."""
+    object.__setattr__(rt, "settings", rt.settings.with_(delivery_changes="manual"))
+
+    async def change(n: int, decision: str) -> int:
+        await post_form(client, order["path"], order["instructions"], note(n))
+        made = await DeliveryChange.select(DeliveryChange.id).order_by(
+            DeliveryChange.id, ascending=False
+        )
+        decided = await client.post(
+            f"/api/v1/changes/{made[0]['id']}/{decision}",
+            headers=auth,
+            json={"reason": "the courier cannot"} if decision == "reject" else None,
+        )
+        assert decided.status_code in (200, 201), decided.text
+        return made[0]["id"]
+
+    async def text_of(change_id: int) -> str:
+        row = await SmsMessage.select(SmsMessage.status).where(
+            SmsMessage.subject == f"delivery_change:{change_id}"
+        )
+        return row[0]["status"]
+
+    first = await change(1, "accept")
+    assert await text_of(first) == SmsStatus.QUEUED
+    rejected = await change(2, "reject")
+    assert await text_of(first) == SmsStatus.QUEUED
+    latest = await change(3, "accept")
+    assert await text_of(first) == SmsStatus.DROPPED
+    assert await text_of(latest) == SmsStatus.QUEUED
+    feed = {
+        c["id"]: c for c in (await client.get("/api/v1/changes", headers=auth)).json()["changes"]
+    }
+    assert feed[rejected]["supersedes"] == first and feed[latest]["supersedes"] == first
 
 
 async def test_texts_the_shopper_causes_are_limited_per_day(rt, client, order, clock):
