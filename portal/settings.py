@@ -96,6 +96,11 @@ class Settings:
     # Returns: days after delivery or collection, and whether the shop approves each one.
     return_days: int = 30
     return_approval: str = "auto"
+    # Per-order limits on what the shopper does from their link (counted in the database):
+    # changes of any kind in the last hour, and texts their own actions caused in the last
+    # 24 hours (one-time codes apart: at most five an hour of those).
+    shopper_changes_per_hour: int = 5
+    shopper_texts_per_day: int = 6
     # Not in the contract: tuning knobs with safe defaults.
     sms_send_timeout: float = 10.0
     sms_max_attempts: int = 6
@@ -164,6 +169,16 @@ class Settings:
             ),
             return_days=_int("PORTAL_RETURN_DAYS", get("PORTAL_RETURN_DAYS"), d.return_days),
             return_approval=get("PORTAL_RETURN_APPROVAL", d.return_approval).strip().lower(),
+            shopper_changes_per_hour=_int(
+                "PORTAL_SHOPPER_CHANGES_PER_HOUR",
+                get("PORTAL_SHOPPER_CHANGES_PER_HOUR"),
+                d.shopper_changes_per_hour,
+            ),
+            shopper_texts_per_day=_int(
+                "PORTAL_SHOPPER_TEXTS_PER_DAY",
+                get("PORTAL_SHOPPER_TEXTS_PER_DAY"),
+                d.shopper_texts_per_day,
+            ),
         )
         settings.validate()
         return settings
@@ -208,6 +223,10 @@ class Settings:
             )
         if not 1 <= self.return_days <= 365:
             raise SettingsError("PORTAL_RETURN_DAYS must be between 1 and 365")
+        if self.shopper_changes_per_hour < 1:
+            raise SettingsError("PORTAL_SHOPPER_CHANGES_PER_HOUR must be at least 1")
+        if self.shopper_texts_per_day < 1:
+            raise SettingsError("PORTAL_SHOPPER_TEXTS_PER_DAY must be at least 1")
         if not 0 <= self.delivery_change_cutoff_hours <= 72:
             raise SettingsError("PORTAL_DELIVERY_CHANGE_CUTOFF_HOURS must be between 0 and 72")
         if self.shop_webhook_url:

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context,
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from portal.domain.i18n import N_, Msg
+from portal.domain.i18n import N_, LocalTime, Msg
 from portal.domain.locale import DEFAULT, PAGE_LOCALES
 from portal.domain.money import from_minor
 from portal.domain.store import DAYS
@@ -58,7 +58,18 @@ def _lookup(locale: str, message: str) -> str:
 
 def _values(locale: str, message: str) -> dict[str, Any]:
     params = message.params if isinstance(message, Msg) else {}
-    return {k: translate(locale, v) if isinstance(v, Msg) else v for k, v in params.items()}
+    return {k: _value(locale, v) for k, v in params.items()}
+
+
+def _value(locale: str, value: Any) -> Any:
+    if isinstance(value, Msg):
+        return translate(locale, value)
+    if isinstance(value, LocalTime):
+        local = value.local
+        if value.today:
+            return clock(local, locale)
+        return f"{_date_text(local.date(), locale, 'skeleton:MMMEd')}, {clock(local, locale)}"
+    return value
 
 
 def translate(locale: str, message: str) -> str:

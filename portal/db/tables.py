@@ -161,6 +161,11 @@ class SmsMessage(Table, tablename="sms_message"):
     created_at = Timestamptz(default=TimestamptzNow())
     sent_at = Timestamptz(null=True, default=None)
     status_at = Timestamptz(null=True, default=None)
+    # Asked for by the shopper (counted against PORTAL_SHOPPER_TEXTS_PER_DAY unless a code).
+    requested = Boolean(default=False)
+    # What it is about (e.g. "delivery_change:12"): a newer one about the same thing that
+    # supersedes it drops it while it is still queued.
+    subject = Varchar(length=64, null=True, default=None)
 
 
 class StaffUser(Table, tablename="staff_user"):
@@ -332,6 +337,9 @@ class DeliveryChange(Table, tablename="delivery_change"):
     decided_by = Varchar(length=16, null=True, default=None)  # "auto" or "shop"
     requested_at = Timestamptz(default=TimestamptzNow())
     decided_at = Timestamptz(null=True, default=None)
+    # The earlier change of the same kind (order or parcel) this one replaces; the feed
+    # keeps both.
+    supersedes = Integer(null=True, default=None)
 
 
 class OneTimeCode(Table, tablename="one_time_code"):
@@ -368,6 +376,8 @@ class ShopEvent(Table, tablename="shop_event"):
     last_error = Varchar(length=300, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     delivered_at = Timestamptz(null=True, default=None)
+    # What it is about (e.g. "delivery_change:12"): superseded while no try has started.
+    subject = Varchar(length=64, null=True, default=None)
 
 
 class InboundSms(Table, tablename="inbound_sms"):
@@ -406,6 +416,16 @@ class ApiKey(Table, tablename="api_key"):
     revoked_at = Timestamptz(null=True, default=None)
 
 
+class ShopperAction(Table, tablename="shopper_action"):
+    """One change a shopper made on the page (PORTAL_SHOPPER_CHANGES_PER_HOUR counts them by
+    the order's index; rows older than a day are pruned as new ones come)."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(references=Order, index=True, on_delete=OnDelete.cascade)
+    action = Varchar(length=24)
+    at = Timestamptz(default=TimestamptzNow())
+
+
 ALL_TABLES: list[type[Table]] = [
     Store,
     Customer,
@@ -429,4 +449,5 @@ ALL_TABLES: list[type[Table]] = [
     InboundSms,
     SurveyResponse,
     ApiKey,
+    ShopperAction,
 ]

@@ -14,7 +14,10 @@ The last two return a `Msg`: the English text, which also carries its msgid and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 def N_(message: str) -> str:
@@ -46,6 +49,28 @@ class Msg(str):
         self = super().__new__(cls, template % values if values else template)
         self.msgid, self.plural, self.n, self.params = msgid, plural, n, values
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTime:
+    """A value of a `Msg`: a moment on the reader's clock. A page writes it in its language
+    (the time, and the day too when it is not today there); plain text says "14:35"."""
+
+    at: datetime
+    zone: str
+    now: datetime
+
+    @property
+    def local(self) -> datetime:
+        return self.at.astimezone(ZoneInfo(self.zone))
+
+    @property
+    def today(self) -> bool:
+        return self.local.date() == self.now.astimezone(ZoneInfo(self.zone)).date()
+
+    def __str__(self) -> str:
+        local = self.local
+        return f"{local:%H:%M}" if self.today else f"{local:%Y-%m-%d %H:%M}"
 
 
 def Nf_(msgid: str, /, **params: Any) -> Msg:

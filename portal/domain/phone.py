@@ -94,3 +94,9 @@ def timezone_of(e164: str, fallback: str = "UTC") -> str:
         return fallback
     primary = PRIMARY_ZONE.get(region_of(e164) or "")
     return primary if primary in candidates else candidates[0]
+
+
+def page_zone(store_zone: str | None, customer_zone: str | None, phone: str) -> str:
+    """The zone the shopper's page speaks in: the store's for an order collected there,
+    else the customer's (their phone's country), else Europe/Rome."""
+    return store_zone or customer_zone or timezone_of(phone, "Europe/Rome")

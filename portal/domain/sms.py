@@ -74,6 +74,8 @@ SUPERSEDED_BY: dict[str, frozenset[str]] = {
     "collected": _PICKUP_WAITING | {"backordered"},
     "pickup_expired": _PICKUP_WAITING | {"backordered"},
     "cancelled": _IN_TRANSIT | _PICKUP_WAITING | {"order_confirmed"},
+    # A new code replaces the one before (which no longer works): only the latest is sent.
+    "otp": frozenset({"otp"}),
 }
 
 

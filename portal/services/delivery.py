@@ -37,6 +37,7 @@ from portal.domain.phone import timezone_of
 from portal.runtime import Runtime
 from portal.services import messaging, shop_events
 from portal.services import pickup as pickup_service
+from portal.services import shopper_limits as limits
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.orders import TrackingView, add_event
 from portal.services.stores import store_choices
@@ -231,6 +232,7 @@ async def _make_change(
     await _feed_lock(rt)
     now = rt.clock.now()
     previous = await _previous(order, kind, shipment_id)
+    supersedes = await _superseded(order["id"], kind, shipment_id)
     inserted = await DeliveryChange.insert(
         DeliveryChange(
             order=order["id"],
@@ -240,6 +242,7 @@ async def _make_change(
             data=data,
             previous=previous,
             requested_at=now,
+            supersedes=supersedes,
         )
     ).returning(DeliveryChange.id)
     change_id = int(inserted[0]["id"])
@@ -251,6 +254,7 @@ async def _make_change(
         "shipment": shipment_id,
         "tracking_number": tracking_number,
         "requested_at": now,
+        "supersedes": supersedes,
     }
     if rt.settings.delivery_changes == "auto":
         await _accept(rt, order, change, decided_by="auto")
@@ -266,6 +270,35 @@ async def _make_change(
     await _bump(rt, order["id"])
     await _tell_shop(rt, order, change, ChangeStatus.REQUESTED)
     return ChangeResult(change_id, kind, ChangeStatus.REQUESTED)
+
+
+async def _superseded(order_id: int, kind: ChangeKind, shipment_id: int | None) -> int | None:
+    """The latest earlier change of the same kind to the same order or parcel, still in
+    force (made, or waiting for the shop): the new one replaces it. The feed keeps both;
+    once the new one is made, what was not sent yet about the old one (its confirmation
+    text, its calls to the shop) is not sent."""
+    scope = (
+        DeliveryChange.shipment.is_null()
+        if shipment_id is None
+        else DeliveryChange.shipment == shipment_id
+    )
+    row = await (
+        DeliveryChange.select(DeliveryChange.id)
+        .where(
+            (DeliveryChange.order == order_id)
+            & (DeliveryChange.kind == kind)
+            & DeliveryChange.status.is_in([ChangeStatus.REQUESTED, ChangeStatus.ACCEPTED])
+            & scope
+        )
+        .order_by(DeliveryChange.id, ascending=False)
+        .first()
+    )
+    return int(row["id"]) if row else None
+
+
+def _subject(change_id: int | None) -> str | None:
+    """What a change's texts and shop events are about (a newer change replaces them)."""
+    return None if change_id is None else f"delivery_change:{change_id}"
 
 
 async def _previous(
@@ -335,8 +368,7 @@ async def _accept(
         order,
         "delivery_changed",
         f"change:{change['id']}:accepted",
-        data,
-        kind,
+        change,
         requested=decided_by == "auto",
     )
     await _tell_shop(rt, order, {**change, "decided_at": now}, ChangeStatus.ACCEPTED, decided_by)
@@ -375,12 +407,12 @@ async def _sms(
     order: dict[str, Any],
     kind: str,
     dedupe_key: str,
-    data: Mapping[str, Any],
-    change_kind: ChangeKind,
+    change: Mapping[str, Any],
     reason: str | None = None,
     *,
     requested: bool = False,
 ) -> None:
+    data = change["data"]
     await messaging.text_shopper(
         rt,
         order_id=order["id"],
@@ -391,8 +423,12 @@ async def _sms(
         kind=kind,
         dedupe_key=dedupe_key,
         requested=requested,
+        subject=_subject(change["id"]),
+        # Made, it replaces the earlier change: that one's confirmation, if still queued, is
+        # not sent (a rejection replaces nothing).
+        replaces=_subject(change.get("supersedes")) if kind == "delivery_changed" else None,
         context={
-            "change": change_kind.value,
+            "change": ChangeKind(change["kind"]).value,
             "day": (
                 format_skeleton("MMMEd", date.fromisoformat(data["day"]), locale=order["locale"])
                 if data.get("day")
@@ -412,6 +448,7 @@ def _change_json(change: dict[str, Any], order: dict[str, Any]) -> dict[str, Any
         "tracking_number": change.get("tracking_number"),
         "data": change["data"],
         "previous": change["previous"],
+        "supersedes": change.get("supersedes"),
     }
 
 
@@ -427,6 +464,8 @@ async def _tell_shop(
         rt,
         f"delivery_change.{status}",
         order_id=order["id"],
+        subject=_subject(change["id"]),
+        replaces=(_subject(change.get("supersedes")) if status is ChangeStatus.ACCEPTED else None),
         data={
             **_change_json(change, order),
             "status": str(status),
@@ -448,7 +487,7 @@ async def reschedule(
         chosen = date.fromisoformat(day)
     except ValueError:
         raise Invalid(N_("choose one of the days offered"), field="day") from None
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.RESCHEDULE):
         order = await _lock_order(rt, order_id)
         _check_version(order, version)
         parcels = await _parcels(order_id)
@@ -494,7 +533,7 @@ async def set_instructions(
         instructions = rules.check_instructions(safe_place, neighbour, note)
     except rules.InstructionErrors as exc:
         raise FieldErrors(exc.errors) from exc
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.INSTRUCTIONS):
         order = await _lock_order(rt, order_id)
         _check_version(order, version)
         parcels = await _parcels(order_id)
@@ -527,7 +566,7 @@ class Challenge:
 async def request_address_change(
     rt: Runtime, order_id: int, fields: Mapping[str, str | None], *, version: int | None = None
 ) -> Challenge:
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.ADDRESS):
         order = await _lock_order(rt, order_id)
         _check_version(order, version)
         offer = _order_offer(rt, order, ChangeKind.ADDRESS)
@@ -556,7 +595,7 @@ async def request_store_switch(
     shipment_id: int | None = None,
     version: int | None = None,
 ) -> Challenge:
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.SWITCH_TO_PICKUP):
         order = await _lock_order(rt, order_id)
         _check_version(order, version)
         tracking_number = None
@@ -684,7 +723,7 @@ def _refused(verdict: otp.IssueCheck) -> Conflict:
 
 async def resend_code(rt: Runtime, order_id: int) -> Challenge:
     """A new code for the change waiting for one (the SMS did not arrive)."""
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.CODE_RESEND):
         order = await _lock_order(rt, order_id)
         current = _open_code(await _codes(order_id), rt.clock.now())
         if current is None:
@@ -730,7 +769,7 @@ async def confirm_code(rt: Runtime, order_id: int, typed: str) -> ChangeResult:
 
 
 async def _try_code(rt: Runtime, order_id: int, typed: str) -> CodeOutcome:
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.CODE_CONFIRM):
         await _lock_order(rt, order_id)
         now = rt.clock.now()
         codes = await _codes(order_id)
@@ -810,6 +849,7 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
         "decided_by": row["decided_by"],
         "requested_at": row["requested_at"],
         "decided_at": row["decided_at"],
+        "supersedes": row["supersedes"],
     }
 
 
@@ -825,6 +865,7 @@ _CHANGE_COLUMNS = (
     DeliveryChange.decided_by,
     DeliveryChange.requested_at,
     DeliveryChange.decided_at,
+    DeliveryChange.supersedes,
 )
 
 
@@ -874,6 +915,7 @@ async def decide(
                 DeliveryChange.shipment,
                 DeliveryChange.shipment.tracking_number.as_alias("tracking_number"),
                 DeliveryChange.requested_at,
+                DeliveryChange.supersedes,
             ).where(DeliveryChange.id == change_id)
         ).first()
         assert row is not None
@@ -892,6 +934,7 @@ async def decide(
             "shipment": row["shipment"],
             "tracking_number": row["tracking_number"],
             "requested_at": row["requested_at"],
+            "supersedes": row["supersedes"],
         }
         if accept:
             await _accept(rt, order, change, decided_by="shop")
@@ -919,15 +962,7 @@ async def _reject(rt: Runtime, order: dict[str, Any], change: dict[str, Any], re
         data={"change": change["id"], "kind": change["kind"]},
     )
     await _bump(rt, order["id"])
-    await _sms(
-        rt,
-        order,
-        "change_rejected",
-        f"change:{change['id']}:rejected",
-        change["data"],
-        ChangeKind(change["kind"]),
-        reason,
-    )
+    await _sms(rt, order, "change_rejected", f"change:{change['id']}:rejected", change, reason)
     await _tell_shop(
         rt, order, {**change, "decided_at": now}, ChangeStatus.REJECTED, "shop", reason or None
     )

@@ -108,6 +108,8 @@ async def enqueue(
     context: dict[str, Any],
     urgent: bool = False,
     requested: bool = False,
+    subject: str | None = None,
+    replaces: str | None = None,
 ) -> bool:
     """Write one outgoing SMS; call inside the transaction of the change that causes it.
 
@@ -115,7 +117,8 @@ async def enqueue(
     and the daily cap. `requested` (the shopper asked for it on the page): sent even to a
     number that opted out, and as urgent. Otherwise the row may be written `dropped`
     (opted out, over the daily cap) with the reason in `last_error`; older queued SMS of
-    the order that this one makes stale are dropped here too.
+    the order that this one makes stale are dropped here too: by kind (`sms.SUPERSEDED_BY`),
+    and those whose `subject` is what this one `replaces` (a newer change of the same thing).
 
     Returns True when a row was written (dropped or not), False when a message with this
     dedupe key exists already (nothing is written).
@@ -139,7 +142,7 @@ async def enqueue(
     if not requested and await _opted_out(recipient):
         dropped = "opted out"
     if order_id is not None:
-        await _drop_superseded(order_id, kind, now)
+        await _drop_superseded(order_id, kind, now, replaces)
     send_at = now
     if not urgent and dropped is None:
         tz = await _zone_for(recipient, order_id)
@@ -165,6 +168,8 @@ async def enqueue(
             encoding=length.encoding,
             segments=length.segments,
             urgent=urgent,
+            requested=requested,
+            subject=subject,
             status=SmsStatus.DROPPED if dropped else SmsStatus.QUEUED,
             next_attempt_at=None if dropped else send_at,
             last_error=dropped,
@@ -212,10 +217,16 @@ async def _opted_out(recipient: str) -> bool:
     )
 
 
-async def _drop_superseded(order_id: int, kind: str, now: datetime) -> None:
+async def _drop_superseded(
+    order_id: int, kind: str, now: datetime, replaces: str | None = None
+) -> None:
     stale = sms_rules.superseded_by(kind)
-    if not stale:
+    if not stale and replaces is None:
         return
+    which: Any = SmsMessage.kind.is_in(sorted(stale)) if stale else None
+    if replaces is not None:
+        same = SmsMessage.subject == replaces
+        which = same if which is None else which | same
     await SmsMessage.update(
         {
             SmsMessage.status: SmsStatus.DROPPED,
@@ -223,11 +234,7 @@ async def _drop_superseded(order_id: int, kind: str, now: datetime) -> None:
             SmsMessage.last_error: f"superseded by {kind}",
             SmsMessage.status_at: now,
         }
-    ).where(
-        (SmsMessage.order == order_id)
-        & (SmsMessage.status == SmsStatus.QUEUED)
-        & SmsMessage.kind.is_in(sorted(stale))
-    )
+    ).where((SmsMessage.order == order_id) & (SmsMessage.status == SmsStatus.QUEUED) & which)
 
 
 async def _sent_on_day(order_id: int, at: datetime, tz: ZoneInfo) -> int:
@@ -514,6 +521,8 @@ async def text_shopper(
     context: Mapping[str, Any] | None = None,
     urgent: bool = False,
     requested: bool = False,
+    subject: str | None = None,
+    replaces: str | None = None,
 ) -> bool:
     """An SMS to an order's shopper with the order's link, greeted by first name and naming
     the order; `context` adds what the template needs. Inside the caller's transaction."""
@@ -529,6 +538,8 @@ async def text_shopper(
         context={"first_name": first_name(name), "order_number": order_number, **(context or {})},
         urgent=urgent,
         requested=requested,
+        subject=subject,
+        replaces=replaces,
     )
 
 

@@ -29,7 +29,7 @@ from portal.domain.order import (
     progress,
     sms_for,
 )
-from portal.domain.phone import InvalidPhone, mask, normalise, region_of, timezone_of
+from portal.domain.phone import InvalidPhone, mask, normalise, page_zone, region_of, timezone_of
 from portal.runtime import Runtime
 from portal.services import messaging, pickup, surveys
 from portal.services.errors import Conflict, Invalid, NotFound
@@ -731,11 +731,7 @@ def _build_view(
         }
     # The customer's zone and masked phone as stored when the customer was created; worked
     # out here for customers from before (and for a number without a zone).
-    tz = (
-        store["timezone"]
-        if store
-        else order["customer_zone"] or timezone_of(order["phone"], "Europe/Rome")
-    )
+    tz = page_zone(store["timezone"] if store else None, order["customer_zone"], order["phone"])
     parcel_no = {s["id"]: i + 1 for i, s in enumerate(shipments)}
     for e in events:
         e["parcel"] = parcel_no.get(e["shipment"]) if len(shipments) > 1 else None

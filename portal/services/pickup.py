@@ -22,6 +22,7 @@ from portal.domain.pickup import PickupStatus
 from portal.domain.refunds import RefundReason
 from portal.runtime import Runtime
 from portal.services import kept_qr, messaging, refunds, surveys
+from portal.services import shopper_limits as limits
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.staff import record_audit
 
@@ -345,7 +346,7 @@ async def hand_over(rt: Runtime, actor: Actor, order_id: int, typed_code: str) -
 
 async def choose_visit(rt: Runtime, order_id: int, start: datetime, end: datetime) -> None:
     """The shopper says when they will come; changeable until collected."""
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.VISIT):
         pickup = await _load(rt, order_id, None)
         await _check_open_for_shopper(pickup)
         now = rt.clock.now()
@@ -369,7 +370,7 @@ async def choose_visit(rt: Runtime, order_id: int, start: datetime, end: datetim
 async def name_delegate(rt: Runtime, order_id: int, name: str | None) -> str | None:
     """Name the person who will collect the order; None takes the name back (the shopper
     collects after all)."""
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.DELEGATE):
         pickup = await _load(rt, order_id, None)
         await _check_open_for_shopper(pickup)
         try:

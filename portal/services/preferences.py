@@ -7,6 +7,7 @@ from portal.db.tables import Customer, Order
 from portal.domain.i18n import N_
 from portal.domain.locale import PAGE_LOCALES
 from portal.runtime import Runtime
+from portal.services import shopper_limits as limits
 from portal.services.errors import Invalid, NotFound
 
 
@@ -16,7 +17,7 @@ async def set_language(rt: Runtime, order_id: int, language: str) -> str:
     lang = language.strip().lower()
     if lang not in PAGE_LOCALES:
         raise Invalid(N_("choose one of the languages listed"), field="language")
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.LANGUAGE):
         row = await Order.select(Order.customer).where(Order.id == order_id).first()
         if row is None:
             raise NotFound("no such order")
@@ -27,7 +28,7 @@ async def set_language(rt: Runtime, order_id: int, language: str) -> str:
 async def set_sms_updates(rt: Runtime, order_id: int, on: bool) -> bool:
     """The page's "SMS updates: on/off" switch, the same flag as texting STOP or START: off,
     only what the shopper asks for on the page (a one-time code) is sent."""
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.SMS_UPDATES):
         row = await Order.select(Order.customer).where(Order.id == order_id).first()
         if row is None:
             raise NotFound("no such order")

@@ -39,6 +39,7 @@ from portal.domain.refunds import RefundStatus
 from portal.domain.returns import Method, Reason, ReturnStatus
 from portal.runtime import Runtime
 from portal.services import kept_qr, messaging, refunds, shop_events
+from portal.services import shopper_limits as limits
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.orders import REFUNDS_SQL, RETURN_ROWS_SQL, add_event
 from portal.services.stores import store_choices
@@ -270,7 +271,7 @@ async def start_return(
     store_code: str | None = None,
 ) -> Started:
     """Create the return (approved at once unless the shop approves each one)."""
-    async with rt.writing():
+    async with limits.acting(rt, order_id, limits.RETURN):
         order = await _lock_order(rt, order_id)
         chosen, how, store = await _check(rt, order, list(picks), method, store_code)
         now = rt.clock.now()

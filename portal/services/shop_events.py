@@ -5,8 +5,10 @@ exists exactly when its change does. `deliver_due` claims due events (SKIP LOCKE
 PostgreSQL; SQLite serialises writers), pushes them a lease ahead so another scheduler
 skips them, POSTs each and settles the outcome in a short transaction of its own. Delivery
 is at least once: a request that timed out may have reached the shop, so it is sent again
-with the same event id, and the shop drops repeats by that id. The format is in
-docs/webhooks.md.
+with the same event id, and the shop drops repeats by that id. An event no try of which has
+started is superseded by a newer one that `replaces` its `subject` (a newer change of the
+same thing, which says all it would): as the SMS outbox drops a stale text. The format is
+in docs/webhooks.md.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ShopEventStatus(StrEnum):
     PENDING = "pending"  # waits to be (re)sent: next_attempt_at says when
     DELIVERED = "delivered"  # the shop answered 2xx; never sent again
     FAILED = "failed"  # refused for GIVE_UP_AFTER; `shop-events retry-failed` requeues it
+    SUPERSEDED = "superseded"  # never sent: a newer event about the same thing replaced it
 
 
 # The first event types; docs/webhooks.md lists them with their `data`.
@@ -139,9 +142,17 @@ def _target(rt: Runtime) -> tuple[str, str] | None:
 
 
 async def record(
-    rt: Runtime, type: str, *, order_id: int | None, data: dict[str, Any]
+    rt: Runtime,
+    type: str,
+    *,
+    order_id: int | None,
+    data: dict[str, Any],
+    subject: str | None = None,
+    replaces: str | None = None,
 ) -> str | None:
     """Write one event for the shop; call inside the transaction of the change it reports.
+    `subject` names what it is about; the order's events about `replaces` that no try has
+    started yet are superseded by it (never sent).
 
     Returns its id, or None when no webhook is configured (nothing is written).
     """
@@ -154,6 +165,21 @@ async def record(
     envelope = {"id": event_id, "type": type, "created_at": iso_utc(now), "data": data}
     # Stored in its JSON form, so every try sends (and signs) the same bytes.
     payload = json.loads(json.dumps(envelope, default=_jsonable))
+    if replaces is not None and order_id is not None:
+        # attempts == 0: not claimed yet (a claim counts its try in its own transaction, and
+        # on PostgreSQL this waits for a claim holding the row, then sees its count).
+        await ShopEvent.update(
+            {
+                ShopEvent.status: ShopEventStatus.SUPERSEDED,
+                ShopEvent.next_attempt_at: None,
+                ShopEvent.last_error: f"superseded by {event_id}",
+            }
+        ).where(
+            (ShopEvent.order == order_id)
+            & (ShopEvent.subject == replaces)
+            & (ShopEvent.status == ShopEventStatus.PENDING)
+            & (ShopEvent.attempts == 0)
+        )
     await ShopEvent.insert(
         ShopEvent(
             event_id=event_id,
@@ -164,6 +190,7 @@ async def record(
             attempts=0,
             next_attempt_at=now,
             created_at=now,
+            subject=subject,
         )
     )
     return event_id

@@ -22,6 +22,7 @@ from portal.domain.order import Fulfilment, OrderStatus
 from portal.services import delivery, orders, preferences, returns
 from portal.services import pickup as pickup_service
 from portal.services.errors import ServiceError
+from portal.services.shopper_limits import TooManyChanges
 from portal.templating import translate
 from portal.web import delivery_card, pickup_card, returns_card
 from portal.web.deps import RT, RowId
@@ -399,7 +400,10 @@ class ShopperController(Controller):
         if state is None:
             return self._not_found(request, fragment=False)
         form = await request.form()
-        await preferences.set_language(rt, state.order_id, str(form.get("language") or ""))
+        try:
+            await preferences.set_language(rt, state.order_id, str(form.get("language") or ""))
+        except TooManyChanges as exc:  # a wrong value is the error page's, as before
+            return await self._switch_refused(request, rt, token, exc)
         return Redirect(f"/t/{token}", status_code=HTTP_303_SEE_OTHER, headers=PRIVATE_HEADERS)
 
     @post("/{token:str}/sms", name="track_sms_updates")
@@ -414,9 +418,24 @@ class ShopperController(Controller):
         choice = str(form.get("updates") or "")
         if choice not in ("on", "off"):
             raise ValidationException(detail="updates: choose on or off")
-        await preferences.set_sms_updates(rt, state.order_id, choice == "on")
+        try:
+            await preferences.set_sms_updates(rt, state.order_id, choice == "on")
+        except TooManyChanges as exc:  # a wrong value is the error page's, as before
+            return await self._switch_refused(request, rt, token, exc)
         return Redirect(
             f"/t/{token}#sms-updates", status_code=HTTP_303_SEE_OTHER, headers=PRIVATE_HEADERS
+        )
+
+    async def _switch_refused(
+        self, request: Request[Any, Any, Any], rt: RT, token: str, exc: ServiceError
+    ) -> Response[Any]:
+        """The page again, with why the language or SMS switch did not change (plain forms:
+        the whole page)."""
+        view = await orders.tracking_page(rt, token)
+        if view is None:  # the link was revoked in between
+            return self._not_found(request, fragment=False)
+        return await page_response(
+            request, rt, token, view, status_code=exc.status_code, switch_error=exc.detail
         )
 
 
@@ -430,7 +449,8 @@ async def resolve(
         raise HTTPException(
             status_code=HTTP_429_TOO_MANY_REQUESTS,
             detail="Too many links that do not work were tried from here. Wait a minute.",
-            headers={"Retry-After": "60"},
+            # htmx swaps a 429 (a form over the shopper's limits): not this error page.
+            headers={"Retry-After": "60", "HX-Reswap": "none"},
         )
     found = await lookup
     if found is None:
@@ -451,9 +471,11 @@ async def page_response(
     status_code: int = 200,
     saved: str | None = None,
     rform: returns_card.ReturnForm | None = None,
+    switch_error: str | None = None,
 ) -> Response[Any]:
     """The page (or one of its blocks) with every card's data: delivery changes, returns."""
     context = await page_context(rt, token, view, saved=saved, rform=rform)
+    context["switch_error"] = switch_error
     return render(
         request, PAGE, context, block=block, status_code=status_code, headers=PAGE_HEADERS
     )
@@ -562,5 +584,7 @@ def _context(
         "r": None,
         "rform": None,
         "return_qr": {},
+        # Why the language or SMS switch did not change (over the shopper's limits).
+        "switch_error": None,
         **delivery_card.CONTEXT,
     }
