@@ -854,7 +854,7 @@ def _log_unreadable(column: str, order_id: int) -> None:
     if len(_UNREADABLE_LOGGED) >= 10_000:  # a bound, not a cache: forget and log again
         _UNREADABLE_LOGGED.clear()
     _UNREADABLE_LOGGED.add((column, order_id))
-    log.warning("stored date outside %s not shown: %s of order %s", dates.WINDOW, column, order_id)
+    log.warning("a stored date outside the window is not shown: %s of order %s", column, order_id)
 
 
 def readable_parcel(parcel: dict[str, Any], order_id: int) -> dict[str, Any]:
