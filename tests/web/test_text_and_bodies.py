@@ -8,7 +8,7 @@ import re
 from portal.db.tables import Order, OrderEvent, Pickup, Shipment
 from tests.factories import order_payload, store_payload
 from tests.web.conftest import CLERK_PASSWORD
-from tests.web.helpers import create_order, csrf_field, path_of, post_event, ship
+from tests.web.helpers import create_order, csrf_field, path_of, post_event, ship, sign_in
 
 JSON = {"Content-Type": "application/json"}
 
@@ -139,7 +139,9 @@ async def test_the_pickup_form_follows_the_rule_in_the_shoppers_language(client,
     assert (await Pickup.select(Pickup.delegate_name).first())["delegate_name"] is None
 
 
-async def test_the_clerks_sign_in_form_refuses_control_characters(client, clerk):
+async def test_the_clerks_forms_refuse_control_characters_and_so_do_query_strings(
+    client, auth, clerk
+):
     _, token = await get_form_page(client, "/clerk/login")
     answer = await client.post(
         "/clerk/login",
@@ -148,3 +150,11 @@ async def test_the_clerks_sign_in_form_refuses_control_characters(client, clerk)
     assert answer.status_code == 422, answer.text[-500:]
     assert "username: contains a control character (U+0000)" in answer.text
     assert 'value="anna.rossi' in answer.text
+
+    signed_in = await sign_in(client, "anna.rossi", CLERK_PASSWORD)
+    assert signed_in.status_code == 303, signed_in.text
+    search = await client.get("/clerk/", params={"q": "Bianchi\x00"})
+    assert search.status_code == 422, search.text[-300:]
+    assert "contains a control character (U+0000)" in search.text
+    status = await client.get("/api/v1/returns", params={"status": "approved\x00"}, headers=auth)
+    assert (status.status_code, status.json()["field"]) == (422, "status")
