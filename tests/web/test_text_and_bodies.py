@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from portal.db.tables import Order, OrderEvent, Pickup, Shipment
+from portal.db.tables import Order, OrderEvent, OrderLine, Pickup, ReturnRequest, Shipment
 from tests.factories import order_payload, store_payload
 from tests.web.conftest import CLERK_PASSWORD
 from tests.web.helpers import create_order, csrf_field, path_of, post_event, ship, sign_in
@@ -158,3 +158,25 @@ async def test_the_clerks_forms_refuse_control_characters_and_so_do_query_string
     assert "contains a control character (U+0000)" in search.text
     status = await client.get("/api/v1/returns", params={"status": "approved\x00"}, headers=auth)
     assert (status.status_code, status.json()["field"]) == (422, "status")
+
+
+async def test_the_return_form_shows_a_refused_note_by_its_line(client, auth, stores):
+    order = await create_order(client, auth)
+    await ship(client, auth, order["external_id"], tracking="BRT0001")
+    assert (await post_event(client, auth, order["external_id"], "delivered")).status_code == 201
+    path = path_of(order["tracking_url"])
+    line = (await OrderLine.select(OrderLine.id).where(OrderLine.sku == "MUG-01").first())["id"]
+    _, token = await get_form_page(client, path)
+    data = {
+        "_csrf_token": token,
+        f"qty_{line}": "1",
+        f"reason_{line}": "damaged",
+        f"note_{line}": "chipped\x00",
+        "method": "store",
+        "store": "MI01",
+    }
+    answer = await client.post(f"{path}/returns", data=data)
+    assert answer.status_code == 422, answer.text[-300:]
+    assert f'id="rerr-{line}">Contains a control character (U+0000)' in answer.text
+    assert 'value="chipped\x00"' in answer.text
+    assert await ReturnRequest.count() == 0
