@@ -48,7 +48,11 @@ def decode_json(body: bytes) -> Any:
         raise ClientException(detail=f"the body is not valid JSON ({exc})") from None
 
 
-def _multiline(info: inspect.Type) -> bool:
+def _multiline(info: inspect.Type | None) -> bool:
+    """Whether a string may hold line breaks: where its type says so, and where no type
+    says anything (an unknown field, refused later as such; a body typed `Any`)."""
+    if info is None or isinstance(info, inspect.AnyType):
+        return True
     return isinstance(info, inspect.Metadata) and bool((info.extra or {}).get("multiline"))
 
 
@@ -86,7 +90,7 @@ def clean_value(value: Any, info: inspect.Type | None, path: str = "", depth: in
     info = _branch(info, value)
     if isinstance(value, str):
         try:
-            return clean_text(value, multiline=info is None or _multiline(info))
+            return clean_text(value, multiline=_multiline(info))
         except TextRefused as exc:
             raise Invalid(words_of(exc), field=path or None) from None
     inner = info.type if isinstance(info, inspect.Metadata) else info
