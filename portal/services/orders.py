@@ -129,6 +129,7 @@ async def _insert_order(
     rt: Runtime, data: OrderIn, phone: str, currency: str, prices: list[int]
 ) -> OrderReceipt:
     now = rt.clock.now()
+    placed_at = _date(data.placed_at, "placed_at") or now
     lang = locale.pick(data.customer.locale, region_of(phone))
     async with rt.writing():
         store_id = None
@@ -164,7 +165,7 @@ async def _insert_order(
                 delivery_address=address,
                 currency=currency,
                 total_minor=total,
-                placed_at=_date(data.placed_at, "placed_at") or now,
+                placed_at=placed_at,
                 created_at=now,
                 updated_at=now,
             )
@@ -188,7 +189,7 @@ async def _insert_order(
             OrderEvent(
                 order=order_id,
                 type=EventType.PLACED,
-                occurred_at=_date(data.placed_at, "placed_at") or now,
+                occurred_at=placed_at,
                 recorded_at=now,
                 data={},
             )
@@ -283,14 +284,15 @@ class EventOutcome:
     warnings: tuple[FieldWarning, ...] = ()
 
 
-def _check_event(data: EventIn, now: datetime) -> None:
-    """The event's dates by the date rule (the ETA apart: see `_eta`)."""
-    _date(data.occurred_at, "occurred_at", now)
+def _check_event(data: EventIn, now: datetime) -> datetime | None:
+    """The event's dates by the date rule (the ETA apart: see `_eta`); its time in UTC."""
+    occurred_at = _date(data.occurred_at, "occurred_at", now)
     for i, day in enumerate((data.shipment.delivery_days or []) if data.shipment else []):
         try:
             dates.accepted_day(day)
         except dates.DateRefused as exc:
             raise Invalid(str(exc), field=f"shipment.delivery_days[{i}]") from exc
+    return occurred_at
 
 
 def _eta(data: EventIn, zone: str) -> tuple[dates.Eta | None, tuple[FieldWarning, ...]]:
@@ -322,7 +324,7 @@ def parse_event_type(value: str) -> EventType:
 async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOutcome:
     """Apply one shop event: a guarded transition, a timeline entry and maybe an SMS, at once."""
     event = parse_event_type(data.type)
-    _check_event(data, rt.clock.now())
+    occurred_at = _check_event(data, rt.clock.now())
     tracking = data.shipment.tracking_number if data.shipment else None
     async with rt.writing():
         query = Order.select(
@@ -382,7 +384,7 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
             event,
             shipment_id=shipment_id,
             note=data.note,
-            occurred_at=_date(data.occurred_at, "occurred_at", now),
+            occurred_at=occurred_at,
         )
         if plan.order_status is OrderStatus.DELIVERED:
             # One satisfaction SMS the day after (the pickup counter plans its own).
