@@ -60,7 +60,9 @@ REFUSED_TEXT = [  # (what the order says instead, the field named)
 ]
 
 
-async def test_control_characters_in_any_text_field_of_the_api_are_refused_by_field(client, auth):
+async def test_every_text_field_of_the_api_refuses_control_characters_by_field_and_takes_crlf(
+    client, auth, stores
+):
     for change, field in REFUSED_TEXT:
         answer = await client.post("/api/v1/orders", json=order_payload(**change), headers=auth)
         assert answer.status_code == 422, answer.text
@@ -68,8 +70,6 @@ async def test_control_characters_in_any_text_field_of_the_api_are_refused_by_fi
         assert answer.json()["detail"].startswith(f"{field}: ")
     assert await Order.count() == 0
 
-
-async def test_line_ends_in_the_api_become_lf_where_lines_are_allowed(client, auth, stores):
     order = await create_order(client, auth)
     note = await post_event(
         client, auth, order["external_id"], "packed", note="Left at\r\nthe\rdoor"
@@ -122,8 +122,7 @@ async def test_the_shoppers_forms_refuse_control_characters_and_show_back_what_w
     row = await Shipment.select(Shipment.instructions).output(load_json=True).first()
     assert row["instructions"]["note"] == "Ring twice"  # never refused (the note is one line)
 
-
-async def test_the_pickup_form_follows_the_rule_in_the_shoppers_language(client, auth, stores):
+    # The pickup card, in the shopper's language.
     italian = {"name": "Giulia Bianchi", "phone": "347 123 4567", "locale": "it"}
     order = await create_order(
         client, auth, customer=italian, fulfilment={"method": "pickup", "store": "MI01"}
