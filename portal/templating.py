@@ -177,13 +177,20 @@ def clock(value: time | datetime, locale: str = "en") -> str:
     return _time_text(value.hour, value.minute, locale)
 
 
+_unshown_logged = False
+
+
 def _local(value: datetime, tz: str) -> datetime | None:
     """`value` in `tz`; None for a stored moment no zone conversion can hold (year 1, year
-    9999: services.orders.readable keeps them from the shopper's page; this is for the rest)."""
+    9999: services.orders.readable keeps them from the shopper's page; this is for the rest,
+    logged the first time)."""
+    global _unshown_logged
     try:
         return value.astimezone(ZoneInfo(tz))
     except (OverflowError, ValueError):
-        log.warning("a date outside what can be shown was left out of a page")
+        if not _unshown_logged:
+            _unshown_logged = True
+            log.warning("a stored date no time zone can hold was left out of a page")
         return None
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from portal.domain import dates
 from portal.domain.text import TextRefused, clean_text
+from portal.templating import day, when
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
@@ -97,3 +98,11 @@ def test_a_single_line_field_refuses_a_line_break_even_from_a_lone_cr():
     for text in ("Giulia\nBianchi", "Giulia\r\nBianchi", "Giulia\rBianchi"):
         with pytest.raises(TextRefused, match="single line"):
             clean_text(text, multiline=False)
+
+
+def test_the_pages_date_filters_leave_out_what_no_zone_can_hold():
+    year_1 = datetime(1, 1, 1, tzinfo=UTC)
+    year_9999 = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert when(year_1, "en", "America/New_York") == ""
+    assert day(year_9999, "en", "Europe/Rome") == ""
+    assert when(NOW, "en", "Europe/Rome") == "Nov 23, 2026, 10:30\u202fAM"
