@@ -33,6 +33,7 @@ from portal.settings import Settings, from_env_or_explain
 from portal.sms.gateway import Gateway
 from portal.templating import STATIC_DIR, page_gettext
 from portal.web.api import ShopApi
+from portal.web.bodies import PortalRequest, check_query
 from portal.web.clerk import ClerkController
 from portal.web.clerk_auth import (
     SignInRequired,
@@ -190,6 +191,9 @@ def create_app(
             ),
         ),
         request_max_body_size=settings.max_body_bytes,
+        # Decodes bodies safely and applies the text rule to every API body and form.
+        request_class=PortalRequest,
+        before_request=check_query,
         middleware=[
             security_headers,
             session_config(settings).middleware,

@@ -116,7 +116,7 @@ async def seed_demo(rt: Runtime) -> None:
                         tracking_number=f"BRT{8_000_000 + n}",
                         carrier="BRT",
                         # Two days out, so the demo page offers a new day and instructions.
-                        eta=now + timedelta(days=2),
+                        eta=(now + timedelta(days=2)).isoformat(),
                     )
                     if event == "shipped"
                     else None

@@ -188,21 +188,37 @@ def clock(value: time | datetime, locale: str = "en") -> str:
     return _time_text(value.hour, value.minute, locale)
 
 
+_unshown_logged = False
+
+
+def _local(value: datetime, tz: str) -> datetime | None:
+    """`value` in `tz`; None for a stored moment no zone conversion can hold (year 1, year
+    9999: services.orders.readable keeps them from the shopper's page; this is for the rest,
+    logged the first time)."""
+    global _unshown_logged
+    try:
+        return value.astimezone(ZoneInfo(tz))
+    except (OverflowError, ValueError):
+        if not _unshown_logged:
+            _unshown_logged = True
+            log.warning("a stored date no time zone can hold was left out of a page")
+        return None
+
+
 def when(
     value: datetime | None, locale: str = "en", tz: str = "UTC", with_year: bool = True
 ) -> str:
     """A moment in the reader's zone, as the locale writes it ('Nov 23, 2026, 09:12')."""
-    if value is None:
+    local = None if value is None else _local(value, tz)
+    if local is None:
         return ""
-    local = value.astimezone(ZoneInfo(tz))
     date_part = _date_text(local.date(), locale, "medium" if with_year else "skeleton:MMMd")
     return f"{date_part}, {_time_text(local.hour, local.minute, locale)}"
 
 
 def day(value: datetime | None, locale: str = "en", tz: str = "UTC", fmt: str = "medium") -> str:
-    if value is None:
-        return ""
-    return _date_text(value.astimezone(ZoneInfo(tz)).date(), locale, fmt)
+    local = None if value is None else _local(value, tz)
+    return "" if local is None else _date_text(local.date(), locale, fmt)
 
 
 def isoday(value: date | str | None, locale: str = "en") -> str:

@@ -98,6 +98,9 @@ class Shipment(Table, tablename="shipment"):
     tracking_number = Varchar(length=64)
     carrier = Varchar(length=64, default="")
     eta = Timestamptz(null=True, default=None)
+    # The shop gave a day without a time ("2026-12-05"): `eta` is noon of it in the
+    # shopper's zone, and it is shown (and given back by the API) as that day alone.
+    eta_date_only = Boolean(default=False)
     status = Varchar(length=24)
     # Delivery changes: the days the shop offers for a new delivery (ISO dates; none given:
     # the next working days after the ETA), the day the shopper chose, their instructions.

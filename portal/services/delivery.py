@@ -39,7 +39,7 @@ from portal.services import messaging, shop_events
 from portal.services import pickup as pickup_service
 from portal.services import shopper_limits as limits
 from portal.services.errors import Conflict, Invalid, NotFound
-from portal.services.orders import TrackingView, add_event
+from portal.services.orders import TrackingView, add_event, readable_parcel
 from portal.services.stores import store_choices
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _check_version(order: dict[str, Any], version: int | None) -> None:
 
 
 async def _parcels(order_id: int) -> list[dict[str, Any]]:
-    return list(
+    rows = (
         await Shipment.select(
             Shipment.id,
             Shipment.tracking_number,
@@ -128,6 +128,7 @@ async def _parcels(order_id: int) -> list[dict[str, Any]]:
         .where(Shipment.order == order_id)
         .order_by(Shipment.id)
     )
+    return [readable_parcel(row, order_id) for row in rows]
 
 
 def _day(value: str | None) -> date | None:

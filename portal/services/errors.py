@@ -15,6 +15,13 @@ class ServiceError(Exception):
         return f"{self.field}: {self.detail}" if self.field else self.detail
 
 
+class Malformed(ServiceError):
+    """Not a value of the field's kind at all (a date that is no date): 400, as the body's
+    decoder answers for a wrong type."""
+
+    status_code = 400
+
+
 class Invalid(ServiceError):
     status_code = 422
 

@@ -2,7 +2,10 @@
 
 msgspec decodes and checks these before a service sees them; Litestar derives the OpenAPI
 schema from them. Rules that need more than a shape (a phone number, a price, a store that
-exists) are checked by the services.
+exists, a date in the window of portal.domain.dates) are checked by the services.
+
+Every string goes through the text rule (portal.domain.text) before it is decoded here
+(portal.web.bodies): single-line, unless its type carries `MULTILINE` (notes, reasons).
 """
 
 from __future__ import annotations
@@ -12,6 +15,20 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
+# A text field that may hold line breaks (portal.web.bodies reads this marker).
+MULTILINE = {"multiline": True}
+Note500 = Annotated[str, Meta(max_length=500, extra=MULTILINE)]
+Reason300 = Annotated[str, Meta(max_length=300, extra=MULTILINE)]
+# A moment (RFC 3339) or, for an ETA, a day alone: parsed by portal.domain.dates.parse_eta.
+EtaText = Annotated[
+    str,
+    Meta(
+        min_length=10,
+        max_length=40,
+        description="a date (YYYY-MM-DD, that day in the shopper's zone) or an RFC 3339 date-time",
+        extra_json_schema={"anyOf": [{"format": "date"}, {"format": "date-time"}]},
+    ),
+]
 Text120 = Annotated[str, Meta(min_length=1, max_length=120)]
 Text200 = Annotated[str, Meta(min_length=1, max_length=200)]
 Code = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -64,7 +81,7 @@ class OrderIn(Struct, forbid_unknown_fields=True):
 class ShipmentIn(Struct, forbid_unknown_fields=True):
     tracking_number: Annotated[str, Meta(min_length=1, max_length=64)]
     carrier: Annotated[str, Meta(max_length=64)] = ""
-    eta: datetime | None = None
+    eta: EtaText | None = None
     # Days the shopper may move the delivery to (default: the 5 working days after the ETA).
     delivery_days: Annotated[list[date], Meta(max_length=31)] | None = None
 
@@ -73,7 +90,7 @@ class EventIn(Struct, forbid_unknown_fields=True):
     type: Annotated[str, Meta(min_length=1, max_length=32)]
     occurred_at: datetime | None = None
     shipment: ShipmentIn | None = None
-    note: Annotated[str, Meta(max_length=500)] | None = None
+    note: Note500 | None = None
 
 
 OpeningHours = dict[str, list[Annotated[str, Meta(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")]]]
@@ -100,13 +117,13 @@ class LabelIn(Struct, forbid_unknown_fields=True):
 
 
 class ReasonIn(Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, Meta(max_length=300)] | None = None
+    reason: Reason300 | None = None
 
 
 class VerdictIn(Struct, forbid_unknown_fields=True):
     line_id: Annotated[int, Meta(ge=1, le=2**31 - 1)]
     accepted: Annotated[int, Meta(ge=0, le=10_000)]
-    reason: Annotated[str, Meta(max_length=300)] | None = None
+    reason: Reason300 | None = None
 
 
 class InspectIn(Struct, forbid_unknown_fields=True):
@@ -122,4 +139,4 @@ class RefundIn(Struct, forbid_unknown_fields=True):
 class RefundPatchIn(Struct, forbid_unknown_fields=True):
     status: Annotated[str, Meta(min_length=1, max_length=16)]
     # Shown to the shopper when a refund failed: what happens next.
-    reason: Annotated[str, Meta(max_length=300)] | None = None
+    reason: Reason300 | None = None

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from piccolo.columns import Column
 
 from portal import db, metrics
 from portal.db.tables import AccessToken, Customer, Order, OrderEvent, OrderLine, Shipment, Store
-from portal.domain import DomainError, InvalidTransition, locale, tokens
+from portal.domain import DomainError, InvalidTransition, dates, locale, tokens
 from portal.domain import pickup as pickup_rules
 from portal.domain import returns as return_rules
 from portal.domain.money import InvalidMoney, check_currency, format_decimal_string, to_minor
@@ -32,10 +34,11 @@ from portal.domain.order import (
 from portal.domain.phone import InvalidPhone, mask, normalise, page_zone, region_of, timezone_of
 from portal.runtime import Runtime
 from portal.services import messaging, pickup, surveys
-from portal.services.errors import Conflict, Invalid, NotFound
+from portal.services.errors import Conflict, Invalid, Malformed, NotFound
 from portal.services.inputs import EventIn, OrderIn, PickupIn
 
 MAX_CREATE_TRIES = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +49,20 @@ class OrderReceipt:
     tracking_url: str
 
 
-def _aware(value: datetime | None, default: datetime) -> datetime:
+def _date(value: datetime | None, field: str, now: datetime | None = None) -> datetime | None:
+    """A date field by the date rule (in UTC), or 422 naming the field. With `now`: an
+    event's time, which may not lie more than a day ahead."""
     if value is None:
-        return default
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return None
+    try:
+        return dates.accepted(value) if now is None else dates.occurred(value, now)
+    except dates.DateRefused as exc:
+        raise Invalid(str(exc), field=field) from exc
 
 
 def _check_order(rt: Runtime, data: OrderIn) -> tuple[str, str, list[int]]:
     """Rules beyond the shape; each failure names its field."""
+    _date(data.placed_at, "placed_at")
     try:
         phone = normalise(data.customer.phone, rt.settings.default_region)
     except InvalidPhone as exc:
@@ -115,6 +124,7 @@ async def _insert_order(
     rt: Runtime, data: OrderIn, phone: str, currency: str, prices: list[int]
 ) -> OrderReceipt:
     now = rt.clock.now()
+    placed_at = _date(data.placed_at, "placed_at") or now
     lang = locale.pick(data.customer.locale, region_of(phone))
     async with rt.writing():
         store_id = None
@@ -150,7 +160,7 @@ async def _insert_order(
                 delivery_address=address,
                 currency=currency,
                 total_minor=total,
-                placed_at=_aware(data.placed_at, now),
+                placed_at=placed_at,
                 created_at=now,
                 updated_at=now,
             )
@@ -174,7 +184,7 @@ async def _insert_order(
             OrderEvent(
                 order=order_id,
                 type=EventType.PLACED,
-                occurred_at=_aware(data.placed_at, now),
+                occurred_at=placed_at,
                 recorded_at=now,
                 data={},
             )
@@ -254,11 +264,46 @@ async def _upsert_customer(data: OrderIn, phone: str, lang: str, now: datetime) 
 
 
 @dataclass(frozen=True, slots=True)
+class FieldWarning:
+    """Something the portal set aside from an accepted request, and why."""
+
+    field: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventOutcome:
     external_id: str
     status: str
     event_id: int | None
     duplicate: bool
+    warnings: tuple[FieldWarning, ...] = ()
+
+
+def _check_event(data: EventIn, now: datetime) -> datetime | None:
+    """The event's dates by the date rule (the ETA apart: see `_eta`); its time in UTC."""
+    occurred_at = _date(data.occurred_at, "occurred_at", now)
+    for i, day in enumerate((data.shipment.delivery_days or []) if data.shipment else []):
+        try:
+            dates.accepted_day(day)
+        except dates.DateRefused as exc:
+            raise Invalid(str(exc), field=f"shipment.delivery_days[{i}]") from exc
+    return occurred_at
+
+
+def _eta(data: EventIn, zone: str) -> tuple[dates.Eta | None, tuple[FieldWarning, ...]]:
+    """The parcel's ETA. One outside the window is a shop's "no date" placeholder
+    ("0001-01-01T00:00:00Z"): treated as absent and named in a warning, so that the event
+    it came with (a `shipped`) is not lost."""
+    text = data.shipment.eta if data.shipment else None
+    if text is None:
+        return None, ()
+    try:
+        return dates.parse_eta(text, zone), ()
+    except dates.DateUnreadable as exc:
+        raise Malformed(str(exc), field="shipment.eta") from exc
+    except dates.DateRefused as exc:
+        return None, (FieldWarning("shipment.eta", f"{exc}; the ETA was left out"),)
 
 
 def parse_event_type(value: str) -> EventType:
@@ -275,6 +320,7 @@ def parse_event_type(value: str) -> EventType:
 async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOutcome:
     """Apply one shop event: a guarded transition, a timeline entry and maybe an SMS, at once."""
     event = parse_event_type(data.type)
+    occurred_at = _check_event(data, rt.clock.now())
     tracking = data.shipment.tracking_number if data.shipment else None
     async with rt.writing():
         query = Order.select(
@@ -283,9 +329,11 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
             Order.fulfilment,
             Order.version,
             Order.store.name.as_alias("store_name"),
+            Order.store.timezone.as_alias("store_zone"),
             Order.customer.name.as_alias("customer_name"),
             Order.customer.phone.as_alias("phone"),
             Order.customer.locale.as_alias("locale"),
+            Order.customer.timezone.as_alias("customer_zone"),
         ).where(Order.external_id == external_id)
         # Concurrent events for one order queue up here instead of racing.
         order = await rt.for_update(query).first()
@@ -307,11 +355,14 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
             raise Conflict(str(exc), field="type") from exc
         except DomainError as exc:
             raise Invalid(str(exc), field="shipment") from exc
+        eta, warnings = _eta(
+            data, page_zone(order["store_zone"], order["customer_zone"], order["phone"])
+        )
         if plan.duplicate:
-            return EventOutcome(external_id, order["status"], None, True)
+            return EventOutcome(external_id, order["status"], None, True, warnings)
 
         now = rt.clock.now()
-        shipment_id = await _apply_shipment(order["id"], plan, data, parcels, now)
+        shipment_id = await _apply_shipment(order["id"], plan, data, eta, parcels, now)
         values: dict[Column | str, Any] = {
             Order.status: plan.order_status,
             Order.version: Order.version + 1,
@@ -329,7 +380,7 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
             event,
             shipment_id=shipment_id,
             note=data.note,
-            occurred_at=_aware(data.occurred_at, now),
+            occurred_at=occurred_at,
         )
         if plan.order_status is OrderStatus.DELIVERED:
             # One satisfaction SMS the day after (the pickup counter plans its own).
@@ -353,7 +404,7 @@ async def record_event(rt: Runtime, external_id: str, data: EventIn) -> EventOut
                 },
             )
     metrics.order_event(event)
-    return EventOutcome(external_id, plan.order_status, event_id, False)
+    return EventOutcome(external_id, plan.order_status, event_id, False, warnings)
 
 
 async def add_event(
@@ -383,7 +434,12 @@ async def add_event(
 
 
 async def _apply_shipment(
-    order_id: int, plan: Any, data: EventIn, parcels: list[dict[str, Any]], now: datetime
+    order_id: int,
+    plan: Any,
+    data: EventIn,
+    eta: dates.Eta | None,
+    parcels: list[dict[str, Any]],
+    now: datetime,
 ) -> int | None:
     if plan.shipment_key is None:
         return None
@@ -395,7 +451,8 @@ async def _apply_shipment(
                 key=f"{order_id}:{plan.shipment_key}",
                 tracking_number=plan.shipment_key,
                 carrier=data.shipment.carrier,
-                eta=_aware(data.shipment.eta, now) if data.shipment.eta else None,
+                eta=eta.moment if eta else None,
+                eta_date_only=bool(eta and eta.date_only),
                 delivery_days=_days(data.shipment.delivery_days),
                 status=plan.shipment_status,
                 created_at=now,
@@ -408,8 +465,9 @@ async def _apply_shipment(
         Shipment.status: plan.shipment_status,
         Shipment.updated_at: now,
     }
-    if data.shipment and data.shipment.eta:
-        values[Shipment.eta] = _aware(data.shipment.eta, now)
+    if eta is not None:
+        values[Shipment.eta] = eta.moment
+        values[Shipment.eta_date_only] = eta.date_only
     if data.shipment and data.shipment.delivery_days is not None:
         values[Shipment.delivery_days] = _days(data.shipment.delivery_days)
     if plan.shipment_status is ShipmentStatus.DELIVERY_FAILED:
@@ -510,7 +568,8 @@ class TrackingView:
     masked_phone: str
     currency: str
     total_minor: int
-    placed_at: datetime
+    # None: the stored value is one no page can show (see `readable_dates`).
+    placed_at: datetime | None
     timezone: str
     steps: list[Step]
     lines: list[dict[str, Any]] = field(default_factory=list)
@@ -732,9 +791,13 @@ def _build_view(
     # The customer's zone and masked phone as stored when the customer was created; worked
     # out here for customers from before (and for a number without a zone).
     tz = page_zone(store["timezone"] if store else None, order["customer_zone"], order["phone"])
+    order_id = state.order_id
     parcel_no = {s["id"]: i + 1 for i, s in enumerate(shipments)}
     for e in events:
         e["parcel"] = parcel_no.get(e["shipment"]) if len(shipments) > 1 else None
+        e["occurred_at"] = readable(e["occurred_at"], "order_event.occurred_at", order_id)
+    for parcel in shipments:
+        readable_parcel(parcel, order_id)
     return TrackingView(
         state=state,
         order_number=order["external_id"],
@@ -743,7 +806,7 @@ def _build_view(
         masked_phone=order["phone_masked"] or mask(order["phone"]),
         currency=order["currency"],
         total_minor=order["total_minor"],
-        placed_at=order["placed_at"],
+        placed_at=readable(order["placed_at"], "orders.placed_at", order_id),
         timezone=tz,
         steps=progress(fulfilment, OrderStatus(state.status)),
         lines=lines,
@@ -752,7 +815,7 @@ def _build_view(
         store=store,
         address=_partial_address(_json(order["delivery_address"])),
         pickup=_pickup_view(order, lines),
-        closed_at=order["closed_at"],
+        closed_at=readable(order["closed_at"], "orders.closed_at", order_id),
         has_returns=bool(order["has_returns"] if return_rows is None else return_rows),
         has_refunds=bool(order["has_refunds"] if refunds is None else refunds),
         refunds=refunds,
@@ -761,6 +824,50 @@ def _build_view(
         has_waiting_change=bool(order["has_waiting_change"]),
         sms_off=bool(order["sms_off"]),
     )
+
+
+# What was logged of stored dates no page can show: each (column, order) once per process.
+_UNREADABLE_LOGGED: set[tuple[str, int]] = set()
+
+
+def readable(value: datetime | None, column: str, order_id: int) -> datetime | None:
+    """A stored moment as a page may show it: None for one the date rule would refuse (from
+    before the rule, or written by hand), which no zone conversion can be trusted with. The
+    page shows the rest; the first time, the log says which column of which order."""
+    shown = dates.shown(value)
+    if shown is None and value is not None:
+        _log_unreadable(column, order_id)
+    return shown
+
+
+def _readable_day(value: Any, column: str, order_id: int) -> str | None:
+    day = dates.shown_day(value)
+    if day is None and value not in (None, ""):
+        _log_unreadable(column, order_id)
+    return day.isoformat() if day else None
+
+
+def _log_unreadable(column: str, order_id: int) -> None:
+    if (column, order_id) in _UNREADABLE_LOGGED:
+        return
+    if len(_UNREADABLE_LOGGED) >= 10_000:  # a bound, not a cache: forget and log again
+        _UNREADABLE_LOGGED.clear()
+    _UNREADABLE_LOGGED.add((column, order_id))
+    log.warning("a stored date outside the window is not shown: %s of order %s", column, order_id)
+
+
+def readable_parcel(parcel: dict[str, Any], order_id: int) -> dict[str, Any]:
+    """A parcel row (the page's, or a delivery change's) with only dates pages can use:
+    its ETA, the shopper's chosen day and the shop's offered days (ISO text in JSON)."""
+    parcel["eta"] = readable(parcel["eta"], "shipment.eta", order_id)
+    parcel["delivery_day"] = _readable_day(
+        parcel["delivery_day"], "shipment.delivery_day", order_id
+    )
+    offered = _json(parcel["delivery_days"])
+    if offered:
+        days = [_readable_day(d, "shipment.delivery_days", order_id) for d in offered]
+        parcel["delivery_days"] = [d for d in days if d]
+    return parcel
 
 
 def _pickup_view(order: Mapping[str, Any], lines: list[dict[str, Any]]) -> PickupView | None:
@@ -817,6 +924,9 @@ async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
             Order.total_minor,
             Order.placed_at,
             Order.store.code.as_alias("store"),
+            Order.store.timezone.as_alias("store_zone"),
+            Order.customer.timezone.as_alias("customer_zone"),
+            Order.customer.phone.as_alias("phone"),
         )
         .where(Order.external_id == external_id)
         .first()
@@ -829,6 +939,7 @@ async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
             Shipment.tracking_number,
             Shipment.carrier,
             Shipment.eta,
+            Shipment.eta_date_only,
             Shipment.status,
             Shipment.delivery_day,
             Shipment.instructions,
@@ -837,6 +948,12 @@ async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
         .order_by(Shipment.id)
         .output(load_json=True)
     )
+    zone = page_zone(order["store_zone"], order["customer_zone"], order["phone"])
+    for s in shipments:
+        # A day alone comes back as the day the shop gave.
+        eta = dates.shown(s["eta"]) if s["eta_date_only"] else None
+        if eta is not None:
+            s["eta"] = eta.astimezone(ZoneInfo(zone)).date().isoformat()
     by_id = {s["id"]: s["tracking_number"] for s in shipments}
     events = (
         await OrderEvent.select(

@@ -9,7 +9,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody, Parameter
-from msgspec import Meta, Struct
+from msgspec import Struct
 
 from portal.services import api_keys, delivery, orders, returns, stores
 from portal.services.inputs import (
@@ -19,6 +19,7 @@ from portal.services.inputs import (
     InspectIn,
     LabelIn,
     OrderIn,
+    Reason300,
     ReasonIn,
     RefundIn,
     RefundPatchIn,
@@ -53,11 +54,18 @@ class OrderReceiptOut(Struct):
     tracking_url: str
 
 
+class WarningOut(Struct):
+    field: str
+    detail: str
+
+
 class EventOut(Struct):
     external_id: str
     status: str
     event_id: int | None
     duplicate: bool
+    # What was set aside from an accepted event (an ETA outside the date window).
+    warnings: list[WarningOut]
 
 
 class StoreOut(Struct):
@@ -77,7 +85,7 @@ class RevokedOut(Struct):
 
 class DecisionIn(Struct, forbid_unknown_fields=True):
     # Shown to the shopper when a change is rejected.
-    reason: Annotated[str, Meta(max_length=300)] | None = None
+    reason: Reason300 | None = None
 
 
 class ShopApi(Controller):
@@ -110,7 +118,13 @@ class ShopApi(Controller):
         self, rt: RT, external_id: FromPath[ExternalId], data: JSONBody[EventIn]
     ) -> Response[EventOut]:
         outcome = await orders.record_event(rt, external_id, data)
-        body = EventOut(outcome.external_id, outcome.status, outcome.event_id, outcome.duplicate)
+        body = EventOut(
+            outcome.external_id,
+            outcome.status,
+            outcome.event_id,
+            outcome.duplicate,
+            [WarningOut(w.field, w.detail) for w in outcome.warnings],
+        )
         return Response(body, status_code=200 if outcome.duplicate else 201)
 
     @post("/orders/{external_id:str}/links/revoke", summary="Make the order's links stop working")

@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 
 from portal.services import inbound, pickup, surveys
 from portal.services import staff as staff_service
+from portal.web.bodies import read_form
 from portal.web.clerk_auth import (
     HOME,
     LOGIN,
@@ -75,10 +76,18 @@ class ClerkController(Controller):
 
     @post("/login", name="clerk_login_post")
     async def login(self, request: Request[Any, Any, Any], rt: RT) -> Response[Any]:
-        form = await request.form()
+        form, refused = await read_form(request)
         username = str(form.get("username") or "").strip()[:200]
         password = str(form.get("password") or "")
         next_path = safe_next(str(form.get("next") or ""))
+        if refused is not None:
+            return self._form(
+                request,
+                username=username,
+                next_path=next_path,
+                error=refused.as_detail(),
+                status_code=refused.status_code,
+            )
         limiter: LoginLimiter = request.app.state.login_limiter
         # Taken before the password is checked: racing attempts cannot pass the limit.
         epoch = await staff_service.sign_in_epoch(rt, username)

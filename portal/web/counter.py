@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from portal.services import pickup
 from portal.services.errors import Conflict, Invalid
+from portal.web.bodies import read_form, refuse
 from portal.web.clerk_auth import Staff
 from portal.web.deps import RT, RowId
 from portal.web.render import render
@@ -126,10 +127,11 @@ class CounterController(Controller):
     async def ready(
         self, request: Request[Any, Any, Any], rt: RT, staff: Staff, order_id: RowId
     ) -> Response[Any]:
-        form = await request.form()
+        form, refused = await read_form(request)
         # htmx swaps the `order` block (409/422 included, see base.html's responseHandling).
         block = "order" if request.headers.get("hx-request") else None
         try:
+            refuse(refused)
             await pickup.mark_ready(rt, pickup.Actor.of(staff), order_id, _counts(form))
         except (Invalid, Conflict) as exc:
             return await self._order_page(
@@ -186,11 +188,12 @@ class CounterController(Controller):
     async def hand_over(
         self, request: Request[Any, Any, Any], rt: RT, staff: Staff, order_id: RowId
     ) -> Response[Any]:
-        form = await request.form()
+        form, refused = await read_form(request)
         typed = str(form.get("code") or "")[:32]
         try:
+            refuse(refused)
             result = await pickup.hand_over(rt, pickup.Actor.of(staff), order_id, typed)
-        except Conflict as exc:
+        except (Invalid, Conflict) as exc:
             return await self._order_page(
                 request, rt, staff, order_id, error=exc.detail, status_code=exc.status_code
             )

@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from portal.domain.returns import normalise_code
 from portal.services import returns
 from portal.services.errors import Conflict, Invalid, NotFound
+from portal.web.bodies import read_form, refuse
 from portal.web.clerk_auth import CurrentStaff, Staff
 from portal.web.deps import RT, RowId
 from portal.web.render import render
@@ -86,7 +87,7 @@ def _in_words(exc: Invalid, ret: returns.CounterReturn) -> tuple[str, str | None
         line_id = int(found.group(1))
         if line_id in names:
             return f"{names[line_id]}: {found.group(2)}", f"{REASON}{line_id}"
-    field = exc.field if exc.field and exc.field.startswith(ACCEPTED) else None
+    field = exc.field if exc.field and exc.field.startswith((ACCEPTED, REASON)) else None
     return exc.detail, field
 
 
@@ -177,7 +178,12 @@ class CounterReturnsController(Controller):
 
     @post("/", name="clerk_returns_find")
     async def find(self, request: Request[Any, Any, Any], rt: RT, staff: Staff) -> Response[Any]:
-        form = await request.form()
+        form, refused = await read_form(request)
+        if refused is not None:
+            code = str(form.get("code") or "")[:CODE_MAX]
+            return self._find_page(
+                request, staff, code=code, error=refused.as_detail(), status_code=422
+            )
         return await self._find(request, rt, staff, str(form.get("code") or ""))
 
     @get("/{return_id:int}", name="clerk_return")
@@ -208,7 +214,7 @@ class CounterReturnsController(Controller):
     async def receive(
         self, request: Request[Any, Any, Any], rt: RT, staff: Staff, return_id: RowId
     ) -> Response[Any]:
-        form = await request.form()
+        form, refused = await read_form(request)
         # htmx swaps the `return` block (409/422 included, see base.html's responseHandling).
         block = "return" if request.headers.get("hx-request") else None
         store_id = _store_of(staff)
@@ -217,6 +223,7 @@ class CounterReturnsController(Controller):
         except NotFound:
             return self._find_page(request, staff, error=NOT_HERE, status_code=404)
         try:
+            refuse(refused)
             # A return that cannot be received says so whatever the form holds.
             verdicts = _verdicts(form, ret) if ret.receivable else []
             await returns.receive_at_counter(rt, staff.id, store_id, return_id, verdicts)

@@ -105,7 +105,11 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         log.error("http %s on %s %s", status, request.method, request.scope.get("route_handler"))
     headers = exc.headers or None
     detail = exc.detail
-    if status == 400 and any(hint in detail.lower() for hint in _DECODE_HINTS):
+    if (
+        status == 400
+        and not detail.startswith("the body")  # portal.web.bodies said it already
+        and any(hint in detail.lower() for hint in _DECODE_HINTS)
+    ):
         detail = f"the body is not valid JSON ({detail})"
     if _wants_json(request):
         response = _json(status, detail)

@@ -22,6 +22,7 @@ from portal.domain.i18n import N_
 from portal.services import orders, returns
 from portal.services.errors import ServiceError
 from portal.templating import Words, translate
+from portal.web.bodies import read_form, refuse
 from portal.web.deps import RT
 from portal.web.render import render
 
@@ -110,9 +111,20 @@ class ReturnsController(Controller):
 
         return await resolve(request, orders.tracking_page(rt, token))
 
-    async def _form(self, request: Request[Any, Any, Any]) -> dict[str, str]:
-        form = await request.form()
-        return {k: str(v)[:KEPT] for k, v in form.items() if k != "_csrf_token"}
+    async def _form(
+        self, request: Request[Any, Any, Any]
+    ) -> tuple[dict[str, str], returns.ReturnFormErrors | None]:
+        """What was typed, and the text rule's refusal as the form shows it: by its line
+        (`note_<id>`, `reason_<id>`, `qty_<id>`) or by its field."""
+        form, refused = await read_form(request)
+        values = {k: str(v)[:KEPT] for k, v in form.items() if k != "_csrf_token"}
+        if refused is None or refused.field is None:
+            return values, None
+        prefix, _, line_id = refused.field.partition("_")
+        key = (
+            line_id if prefix in ("note", "reason", "qty") and line_id.isdigit() else refused.field
+        )
+        return values, returns.ReturnFormErrors({key: refused.detail})
 
     async def _answer(
         self,
@@ -153,8 +165,9 @@ class ReturnsController(Controller):
         view = await self._view(request, rt, token)
         if view is None:
             return await _not_found(request)
-        values = await self._form(request)
+        values, refused = await self._form(request)
         try:
+            refuse(refused)
             chosen, _, store = await returns.check_return(
                 rt,
                 view.state.order_id,
@@ -196,9 +209,10 @@ class ReturnsController(Controller):
         view = await self._view(request, rt, token)
         if view is None:
             return await _not_found(request)
-        return await self._answer(
-            request, rt, token, view, ReturnForm(await self._form(request)), 200
-        )
+        values, refused = await self._form(request)
+        rform = ReturnForm(values, refused.errors if refused else {})
+        status = refused.status_code if refused else 200
+        return await self._answer(request, rt, token, view, rform, status)
 
     @post("/{token:str}/returns", name="track_return")
     async def confirm(
@@ -207,8 +221,9 @@ class ReturnsController(Controller):
         view = await self._view(request, rt, token)
         if view is None:
             return await _not_found(request)
-        values = await self._form(request)
+        values, refused = await self._form(request)
         try:
+            refuse(refused)
             await returns.start_return(
                 rt,
                 view.state.order_id,

@@ -25,6 +25,7 @@ from portal.services.errors import ServiceError
 from portal.services.shopper_limits import TooManyChanges
 from portal.templating import translate
 from portal.web import delivery_card, pickup_card, returns_card
+from portal.web.bodies import FormTextRefused, read_form, refuse
 from portal.web.deps import RT, RowId
 from portal.web.labels import PAGE_WORDS
 from portal.web.limits import MissLimiter
@@ -157,11 +158,12 @@ class ShopperController(Controller):
         view = await self._pickup_order(request, rt, token)
         if view is None:
             return self._not_found(request, fragment=False)
-        form = await request.form()
+        form, refused = await read_form(request)
         day = str(form.get("day") or "")[:10]
         at = str(form.get("time") or "")[:5]
         now = rt.clock.now()
         try:
+            refuse(refused)
             start, end = pickup_card.parse_visit(view, day, at, now)
             await pickup_service.choose_visit(rt, view.state.order_id, start, end)
         except ServiceError as exc:
@@ -180,10 +182,11 @@ class ShopperController(Controller):
         view = await self._pickup_order(request, rt, token)
         if view is None:
             return self._not_found(request, fragment=False)
-        form = await request.form()
+        form, refused = await read_form(request)
         name = str(form.get("name") or "")
         take_back = form.get("action") == "myself"  # "I will collect it myself"
         try:
+            refuse(refused)
             await pickup_service.name_delegate(rt, view.state.order_id, None if take_back else name)
         except ServiceError as exc:
             forms = pickup_card.forms_for(
@@ -245,12 +248,14 @@ class ShopperController(Controller):
 
     async def _delivery_form(
         self, request: Request[Any, Any, Any], rt: RT, token: str
-    ) -> tuple[orders.TrackingView | None, dict[str, str], int | None]:
+    ) -> tuple[orders.TrackingView | None, dict[str, str], int | None, FormTextRefused | None]:
+        """The order, what was typed, the page's version, and the text rule's refusal (each
+        form raises it with its other refusals, so it is shown back the same way)."""
         view = await self._delivery_order(request, rt, token)
-        form = await request.form()
+        form, refused = await read_form(request)
         values = {k: str(v) for k, v in form.items() if k not in ("_csrf_token", "version")}
         raw = str(form.get("version") or "")
-        return view, values, int(raw) if raw.isdigit() else None
+        return view, values, int(raw) if raw.isdigit() else None, refused
 
     def _done(self, result: delivery.ChangeResult) -> str:
         return result.kind.value if result.status is ChangeStatus.ACCEPTED else "requested"
@@ -259,10 +264,11 @@ class ShopperController(Controller):
     async def change_address(
         self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
     ) -> Response[Any]:
-        view, values, version = await self._delivery_form(request, rt, token)
+        view, values, version, refused = await self._delivery_form(request, rt, token)
         if view is None:
             return self._not_found(request, fragment=False)
         try:
+            refuse(refused)
             await delivery.request_address_change(rt, view.state.order_id, values, version=version)
         except ServiceError as exc:
             dform = delivery_card.refused("address", values, exc)
@@ -286,10 +292,11 @@ class ShopperController(Controller):
     async def _store(
         self, request: Request[Any, Any, Any], rt: RT, token: str, shipment_id: int | None
     ) -> Response[Any]:
-        view, values, version = await self._delivery_form(request, rt, token)
+        view, values, version, refused = await self._delivery_form(request, rt, token)
         if view is None:
             return self._not_found(request, fragment=False)
         try:
+            refuse(refused)
             await delivery.request_store_switch(
                 rt,
                 view.state.order_id,
@@ -308,10 +315,11 @@ class ShopperController(Controller):
     async def confirm_code(
         self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
     ) -> Response[Any]:
-        view, values, _ = await self._delivery_form(request, rt, token)
+        view, values, _, refused = await self._delivery_form(request, rt, token)
         if view is None:
             return self._not_found(request, fragment=False)
         try:
+            refuse(refused)
             result = await delivery.confirm_code(rt, view.state.order_id, values.get("code", ""))
         except ServiceError as exc:
             dform = delivery_card.refused("code", values, exc)
@@ -324,10 +332,11 @@ class ShopperController(Controller):
     async def resend_code(
         self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str]
     ) -> Response[Any]:
-        view, values, _ = await self._delivery_form(request, rt, token)
+        view, values, _, refused = await self._delivery_form(request, rt, token)
         if view is None:
             return self._not_found(request, fragment=False)
         try:
+            refuse(refused)
             await delivery.resend_code(rt, view.state.order_id)
         except ServiceError as exc:
             dform = delivery_card.refused("code", values, exc)
@@ -350,10 +359,11 @@ class ShopperController(Controller):
     async def change_day(
         self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: RowId
     ) -> Response[Any]:
-        view, values, version = await self._delivery_form(request, rt, token)
+        view, values, version, refused = await self._delivery_form(request, rt, token)
         if view is None:
             return self._not_found(request, fragment=False)
         try:
+            refuse(refused)
             result = await delivery.reschedule(
                 rt, view.state.order_id, shipment_id, values.get("day", ""), version=version
             )
@@ -368,10 +378,11 @@ class ShopperController(Controller):
     async def change_instructions(
         self, request: Request[Any, Any, Any], rt: RT, token: FromPath[str], shipment_id: RowId
     ) -> Response[Any]:
-        view, values, version = await self._delivery_form(request, rt, token)
+        view, values, version, refused = await self._delivery_form(request, rt, token)
         if view is None:
             return self._not_found(request, fragment=False)
         try:
+            refuse(refused)
             result = await delivery.set_instructions(
                 rt,
                 view.state.order_id,
@@ -399,7 +410,8 @@ class ShopperController(Controller):
         state = await self._resolve(request, orders.tracking_state(rt, token))
         if state is None:
             return self._not_found(request, fragment=False)
-        form = await request.form()
+        form, refused = await read_form(request)
+        refuse(refused)  # a select: nothing to show back but the message
         try:
             await preferences.set_language(rt, state.order_id, str(form.get("language") or ""))
         except TooManyChanges as exc:  # a wrong value is the error page's, as before
@@ -414,7 +426,8 @@ class ShopperController(Controller):
         state = await self._resolve(request, orders.tracking_state(rt, token))
         if state is None:
             return self._not_found(request, fragment=False)
-        form = await request.form()
+        form, refused = await read_form(request)
+        refuse(refused)
         choice = str(form.get("updates") or "")
         if choice not in ("on", "off"):
             raise ValidationException(detail="updates: choose on or off")
