@@ -142,6 +142,9 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+                # Texts being sent finish and their outcomes are written before the pool
+                # closes: a deploy leaves none "maybe sent".
+                await rt.dispatching.stop()
                 await asyncio.sleep(0)
             await db.stop(rt.engine)
 

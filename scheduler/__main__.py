@@ -32,8 +32,13 @@ async def main() -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    scheduler.shutdown(wait=True)
+    # Claim nothing more; the texts being sent finish and their outcomes are written (a
+    # deploy leaves none "maybe sent"); claimed ones not yet sent are given back.
+    log.info("scheduler stopping")
+    scheduler.shutdown(wait=False)
+    await rt.dispatching.stop()
     await db.stop(rt.engine)
+    log.info("scheduler stopped")
     return 0
 
 
