@@ -34,9 +34,10 @@ async def main() -> int:
     await stop.wait()
     # Claim nothing more; the texts being sent finish and their outcomes are written (a
     # deploy leaves none "maybe sent"); claimed ones not yet sent are given back.
+    # (Before the scheduler's shutdown, which would cancel the jobs under way.)
     log.info("scheduler stopping")
-    scheduler.shutdown(wait=False)
     await rt.dispatching.stop()
+    scheduler.shutdown(wait=False)
     await db.stop(rt.engine)
     log.info("scheduler stopped")
     return 0

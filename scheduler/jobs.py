@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,11 +27,16 @@ async def dispatch_outbox(rt: Runtime) -> dict[str, int]:
         "retrying": result.retrying,
         "unknown": result.unknown,
         "failed": result.failed,
+        "taken_over": result.taken_over,
+        "settled": result.settled,
+        "requeued": result.requeued,
+        "unresolved": result.unresolved,
+        "given_back": result.given_back,
     }
     for outcome, n in counts.items():
         if n and outcome != "claimed":
             SMS_OUTCOMES.labels(outcome).inc(n)
-    if result.claimed:
+    if any(counts.values()):
         log.info("outbox: %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
 
@@ -109,6 +115,8 @@ def register(scheduler: AsyncIOScheduler, rt: Runtime) -> None:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=30,
+            # The outbox at once: a restarted dispatcher does not wait an interval first.
+            **({"next_run_time": datetime.now(UTC)} if seconds is None else {}),
         )
 
 

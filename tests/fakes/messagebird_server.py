@@ -406,6 +406,14 @@ class FakeMessageBird:
         with self._lock:
             self._rejected.add(digits)
 
+    def clear_injections(self) -> None:
+        """Forget the failures, delays and drops not consumed yet; keep everything else."""
+        with self._lock:
+            self._fail_queue.clear()
+            self._delay_queue.clear()
+            self._drop_queue.clear()
+            self._lookup_fail_queue.clear()
+
     def reset(self) -> None:
         """Forget messages, requests, pending failures/delays and rejected recipients."""
         with self._lock:
