@@ -20,7 +20,14 @@ log = logging.getLogger(__name__)
 
 
 async def dispatch_outbox(rt: Runtime) -> dict[str, int]:
-    result = await messaging.dispatch_due(rt)
+    return _counted(await messaging.send_due(rt))
+
+
+async def settle_outbox(rt: Runtime) -> dict[str, int]:
+    return _counted(await messaging.settle_due(rt))
+
+
+def _counted(result: messaging.DispatchResult) -> dict[str, int]:
     counts = {
         "claimed": result.claimed,
         "sent": result.sent,
@@ -83,6 +90,7 @@ async def deliver_shop_events(rt: Runtime) -> dict[str, int]:
 # outbox job sends them, so these need not run often.
 JOBS: dict[str, tuple[Callable[[Runtime], Awaitable[Any]], float | None]] = {
     "dispatch_outbox": (dispatch_outbox, None),  # settings.dispatch_interval_seconds
+    "settle_outbox": (settle_outbox, None),  # likewise
     "deliver_shop_events": (deliver_shop_events, None),  # likewise
     "expire_pickups": (expire_pickups, 60.0),
     "pickup_reminders": (pickup_reminders, 60.0),

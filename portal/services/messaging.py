@@ -282,8 +282,20 @@ def _quiet(rt: Runtime) -> timedelta:
     return timedelta(seconds=2 * rt.settings.sms_send_timeout + 5)
 
 
+# What the two halves of the dispatcher claim: texts to send, and texts to settle (claims
+# of a dead dispatcher to take over, "maybe sent" ones to look up). Separate jobs, so that
+# a batch of slow sends never holds up a takeover.
+TO_SEND = (SmsStatus.QUEUED,)
+TO_SETTLE = (SmsStatus.SENDING, SmsStatus.SETTLING)
+
+
 async def _claim(
-    rt: Runtime, now: datetime, limit: int, result: DispatchResult, owner: str
+    rt: Runtime,
+    now: datetime,
+    limit: int,
+    result: DispatchResult,
+    owner: str,
+    statuses: tuple[SmsStatus, ...] = TO_SEND + TO_SETTLE,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Claim what is due: (queued rows to send, settling rows to look up). Both carry the
     owner and a lease; a "sending" row whose lease ran out (its owner died) is taken over
@@ -305,7 +317,7 @@ async def _claim(
                 SmsMessage.access_token.salt.as_alias("salt"),
                 SmsMessage.order._.store._.timezone.as_alias("store_zone"),
             )
-            .where(SmsMessage.next_attempt_at <= now)
+            .where((SmsMessage.next_attempt_at <= now) & SmsMessage.status.is_in(list(statuses)))
             .order_by(SmsMessage.next_attempt_at)
             .limit(limit)
         )
@@ -639,8 +651,29 @@ async def _give_back(rt: Runtime, row: dict[str, Any], owner: str, result: Dispa
 async def dispatch_due(
     rt: Runtime, *, limit: int | None = None, owner: str | None = None
 ) -> DispatchResult:
-    """Send what is due now and settle what may have been sent. Safe to run in several
-    processes at once. Once the process is stopping, it claims nothing."""
+    """Settle what may have been sent, and send what is due now, in one run."""
+    return await _dispatch(rt, TO_SEND + TO_SETTLE, limit, owner)
+
+
+async def send_due(
+    rt: Runtime, *, limit: int | None = None, owner: str | None = None
+) -> DispatchResult:
+    """Send the queued texts that are due (the scheduler's outbox job)."""
+    return await _dispatch(rt, TO_SEND, limit, owner)
+
+
+async def settle_due(
+    rt: Runtime, *, limit: int | None = None, owner: str | None = None
+) -> DispatchResult:
+    """Take over dead dispatchers' claims and look up "maybe sent" texts that are due."""
+    return await _dispatch(rt, TO_SETTLE, limit, owner)
+
+
+async def _dispatch(
+    rt: Runtime, statuses: tuple[SmsStatus, ...], limit: int | None, owner: str | None
+) -> DispatchResult:
+    """Safe to run in several processes at once. Once the process is stopping, it claims
+    nothing."""
     result = DispatchResult()
     state = rt.dispatching
     if state.stopping:
@@ -648,7 +681,7 @@ async def dispatch_due(
     owner = owner or state.owner
     async with state.run():
         sending, settling = await _claim(
-            rt, rt.clock.now(), limit or rt.settings.dispatch_batch, result, owner
+            rt, rt.clock.now(), limit or rt.settings.dispatch_batch, result, owner, statuses
         )
         result.claimed = len(sending)
         if not sending and not settling:
