@@ -276,10 +276,11 @@ def _lease(rt: Runtime) -> timedelta:
     return timedelta(seconds=rt.settings.sms_lease_seconds)
 
 
-def _quiet(rt: Runtime) -> timedelta:
+def _settle_delay(rt: Runtime) -> timedelta:
     """How long after a request may have left before asking MessageBird about it: by then
-    the request has reached it or never will (our HTTP timeout bounds every request)."""
-    return timedelta(seconds=2 * rt.settings.sms_send_timeout + 5)
+    it has reached MessageBird or never will (connecting is bounded by the send timeout,
+    and a text's request is a few hundred bytes sent at once), with a margin."""
+    return timedelta(seconds=rt.settings.sms_send_timeout + 5)
 
 
 # What the two halves of the dispatcher claim: texts to send, and texts to settle (claims
@@ -332,7 +333,7 @@ async def _claim(
                 {
                     SmsMessage.status: SmsStatus.SETTLING,
                     SmsMessage.claimed_by: None,
-                    SmsMessage.next_attempt_at: now + _quiet(rt),
+                    SmsMessage.next_attempt_at: now + _settle_delay(rt),
                     SmsMessage.last_error: "its dispatcher stopped during the send",
                 }
             ).where(SmsMessage.id.is_in(taken))
@@ -504,7 +505,7 @@ async def _send_one(
             values = {
                 SmsMessage.status: SmsStatus.SETTLING,
                 SmsMessage.claimed_by: None,
-                SmsMessage.next_attempt_at: rt.clock.now() + _quiet(rt),
+                SmsMessage.next_attempt_at: rt.clock.now() + _settle_delay(rt),
                 SmsMessage.last_error: str(exc)[:300],
             }
         else:
@@ -599,7 +600,8 @@ async def _settle_one(
             values = {
                 SmsMessage.status: SmsStatus.QUEUED,
                 SmsMessage.claimed_by: None,
-                SmsMessage.next_attempt_at: now,
+                # Due since its first try: ahead of the texts queued meanwhile.
+                SmsMessage.next_attempt_at: min(claimed_at, now),
                 SmsMessage.lookups: lookups,
                 SmsMessage.last_error: "not sent: MessageBird has no such message",
             }
@@ -641,7 +643,7 @@ async def _give_back(rt: Runtime, row: dict[str, Any], owner: str, result: Dispa
                     SmsMessage.status: SmsStatus.QUEUED,
                     SmsMessage.attempts: SmsMessage.attempts - 1,
                     SmsMessage.claimed_by: None,
-                    SmsMessage.next_attempt_at: rt.clock.now(),
+                    SmsMessage.next_attempt_at: row["claimed_at"],  # first in line again
                 }
             ).where(_mine(row["id"], owner, SmsStatus.SENDING))
     except Exception as exc:  # then its lease runs out and it is taken over: still once

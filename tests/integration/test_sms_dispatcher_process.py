@@ -45,7 +45,7 @@ def scheduler_process(rt, fake_mb, tmp_path: Path) -> Iterator[subprocess.Popen[
     """`python -m scheduler` against the test's database and the fake MessageBird, which
     answers each text late (the texts are in flight when the process is stopped)."""
     fake_mb.clock = lambda: datetime.now(UTC)  # the process lives on the wall clock
-    fake_mb.delay_next(TEXTS, seconds=2.0)
+    fake_mb.delay_next(TEXTS, seconds=1.0)
     env = {
         **os.environ,
         "PORTAL_DATABASE_URL": rt.settings.database_url,
@@ -119,7 +119,7 @@ async def test_after_sigkill_the_claims_are_taken_over_within_a_minute_and_none_
     clock.current = killed_at + timedelta(seconds=rt.settings.sms_lease_seconds)
     assert (await messaging.dispatch_due(rt)).taken_over == TEXTS
     # Looked up once any request the dead process made has surely arrived.
-    clock.advance(seconds=2 * rt.settings.sms_send_timeout + 5)
+    clock.advance(seconds=rt.settings.sms_send_timeout + 5)
     looked = await messaging.dispatch_due(rt)
     assert (looked.settled, looked.requeued) == (accepted, TEXTS - accepted)
     assert (await messaging.dispatch_due(rt)).sent == TEXTS - accepted
