@@ -71,7 +71,7 @@ class Settings:
     sms_max_attempts: int = 6
     # A dispatcher's claim on the texts it sends lasts this long and is renewed while it
     # lives; a claim not renewed in time (the process died) is taken over.
-    sms_lease_seconds: int = 30
+    sms_lease_seconds: float = 30.0
     dispatch_interval_seconds: float = 5.0
     dispatch_batch: int = 50
     poll_seconds: int = 20

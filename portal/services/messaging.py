@@ -414,7 +414,8 @@ class _Lease:
         self.valid_until = monotonic() + rt.settings.sms_lease_seconds
 
     def usable(self) -> bool:
-        return monotonic() < self.valid_until - 1.0
+        margin = min(1.0, self.rt.settings.sms_lease_seconds / 4)
+        return monotonic() < self.valid_until - margin
 
     async def keep(self) -> None:
         seconds = self.rt.settings.sms_lease_seconds
@@ -455,7 +456,7 @@ async def _write(rt: Runtime, message_id: int, write: Callable[[], Awaitable[Any
                     type(exc).__name__,
                     tries,
                 )
-            await asyncio.sleep(min(0.2 * 2**tries, 5.0))
+            await asyncio.sleep(min(0.1 * 2**tries, 5.0))
 
 
 def _mine(message_id: int, owner: str, *statuses: SmsStatus) -> Any:

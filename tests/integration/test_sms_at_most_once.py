@@ -60,16 +60,16 @@ def kind_of(db_url: str) -> str:
 async def test_an_outcome_write_the_database_refuses_is_retried_and_never_sent_twice(
     rt, fake_mb, clock, db_url
 ):
-    rt.settings = rt.settings.with_(sms_lease_seconds=3)  # renewed every second
+    rt.settings = rt.settings.with_(sms_lease_seconds=1.0)  # renewed every third of it
     await create_order(rt, order("O-W1"))
     await run_sql(db_url, _REFUSE[kind_of(db_url)])
     sending = asyncio.create_task(messaging.dispatch_due(rt))
     [accepted] = await asyncio.to_thread(fake_mb.wait_for_messages, 1)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.3)
     assert (await only_message())["status"] == SmsStatus.SENDING  # refused so far
     # Long after the old 600 s claim: the live dispatcher keeps its claim alive.
     clock.advance(minutes=11)
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(0.6)
     assert (await messaging.dispatch_due(rt)).claimed == 0
     assert len(fake_mb.messages) == 1
     await run_sql(db_url, _ALLOW[kind_of(db_url)])
