@@ -72,6 +72,7 @@ async def test_an_outcome_write_the_database_refuses_is_retried_and_never_sent_t
     await asyncio.sleep(0.6)
     assert (await messaging.dispatch_due(rt)).claimed == 0
     assert len(fake_mb.messages) == 1
+    assert (await only_message())["status"] == SmsStatus.SENDING  # still its claim
     await run_sql(db_url, _ALLOW[kind_of(db_url)])
     result = await asyncio.wait_for(sending, timeout=15)
     assert result.sent == 1
