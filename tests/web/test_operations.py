@@ -12,6 +12,7 @@ import pytest
 
 from portal.app import create_app
 from portal.demo import DEMO_ORDERS
+from portal.db.tables import SmsMessage
 from portal.services import messaging
 from portal.settings import Settings, SettingsError
 from scheduler.jobs import build_scheduler, dispatch_outbox
@@ -61,6 +62,24 @@ async def test_the_dev_inbox_lists_sent_sms_newest_first_with_working_links(
     assert "gsm7, 1 segment" in html
     page = await dev_client.get(second["tracking_url"].removeprefix(BASE_URL))
     assert "DEV-2" in page.text
+
+
+async def test_the_dev_inbox_says_when_a_text_is_unknown_or_being_settled(
+    dev_client, rt, api_key, clock
+):
+    auth = {"Authorization": f"Bearer {api_key}"}
+    await create_order(dev_client, auth, external_id="DEV-3")
+    await create_order(dev_client, auth, external_id="DEV-4")
+    await messaging._claim(rt, clock.now(), 1, messaging.DispatchResult(), "dead-dispatcher")
+    clock.advance(seconds=rt.settings.sms_lease_seconds)
+    await messaging.dispatch_due(rt)  # DEV-3's text, claimed by a dead dispatcher: taken over
+    html = (await dev_client.get("/dev/sms")).text
+    assert "Settling: the send's outcome is being found out" in html
+    # What a text that could not be settled in time is written as.
+    await SmsMessage.update({SmsMessage.status: "unknown"}).where(SmsMessage.status == "settling")
+    html = (await dev_client.get("/dev/sms")).text
+    assert "Unknown: it may or may not have reached the phone" in html
+    assert "it is never sent again" in html
 
 
 async def test_the_dev_inbox_is_hidden_when_messagebird_is_configured(client):
