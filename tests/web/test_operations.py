@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from portal.app import create_app
-from portal.demo import DEMO_ORDERS
 from portal.db.tables import SmsMessage
+from portal.demo import DEMO_ORDERS
 from portal.services import messaging
 from portal.settings import Settings, SettingsError
 from scheduler.jobs import build_scheduler, dispatch_outbox
