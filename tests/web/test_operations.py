@@ -86,6 +86,14 @@ async def test_the_dev_inbox_is_hidden_when_messagebird_is_configured(client):
     assert (await client.get("/dev/sms")).status_code == 404
 
 
+def test_the_settle_period_of_texts_in_doubt_is_read_and_checked():
+    assert Settings.from_env({}).sms_settle_minutes == 30
+    assert Settings.from_env({"PORTAL_SMS_SETTLE_MINUTES": "45"}).sms_settle_minutes == 45
+    for wrong in ("0", "1441", "half an hour"):
+        with pytest.raises(SettingsError, match="PORTAL_SMS_SETTLE_MINUTES"):
+            Settings.from_env({"PORTAL_SMS_SETTLE_MINUTES": wrong})
+
+
 def test_production_refuses_the_development_secret_and_plain_http():
     with pytest.raises(SettingsError, match="PORTAL_SECRET_KEY"):
         Settings.from_env({"PORTAL_ENV": "production", "PORTAL_BASE_URL": "https://x.example"})
