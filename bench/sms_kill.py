@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -38,72 +37,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.messagebird_server import FakeMessageBird  # noqa: E402
+from tests.fakes.outbox import (  # noqa: E402
+    ALLOW_OUTCOMES,
+    REFUSE_OUTCOMES,
+    kind_of,
+    queue_urgent_texts,
+    run_sql,
+)
 
 SECRET = "bench-secret-key-0123456789abcdef0123456789abcdef"  # noqa: S105
-REFUSE = {
-    "sqlite": [
-        "CREATE TRIGGER refuse_outcome BEFORE UPDATE OF status ON sms_message "
-        "WHEN NEW.status IN ('sent', 'delivered') BEGIN SELECT RAISE(ABORT, 'refused'); END"
-    ],
-    "postgres": [
-        "CREATE FUNCTION refuse_outcome() RETURNS trigger AS $$ BEGIN "
-        "IF NEW.status IN ('sent', 'delivered') THEN RAISE EXCEPTION 'refused'; END IF; "
-        "RETURN NEW; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse_outcome BEFORE UPDATE ON sms_message "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_outcome()",
-    ],
-}
-ALLOW = {
-    "sqlite": ["DROP TRIGGER refuse_outcome"],
-    "postgres": ["DROP TRIGGER refuse_outcome ON sms_message", "DROP FUNCTION refuse_outcome()"],
-}
 
 
 def sql(url: str, statements: list[str]) -> list[tuple[Any, ...]]:
-    """Run statements on a connection of their own; the last one's rows."""
-    rows: list[tuple[Any, ...]] = []
-    if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30) as conn:
-            for statement in statements:
-                rows = conn.execute(statement).fetchall()
-        return rows
-
-    async def run() -> list[tuple[Any, ...]]:
-        import asyncpg
-
-        conn = await asyncpg.connect(url)
-        try:
-            out: list[Any] = []
-            for statement in statements:
-                out = await conn.fetch(statement)
-            return [tuple(r) for r in out]
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+    return asyncio.run(run_sql(url, statements))
 
 
 async def queue(url: str, texts: int) -> None:
     from portal import db
     from portal.runtime import build_runtime
-    from portal.services import messaging
     from portal.settings import Settings
 
     rt = build_runtime(Settings(database_url=url, secret_key=SECRET))
     await db.start(rt.engine)
-    async with rt.writing():
-        for i in range(texts):
-            await messaging.enqueue(
-                rt,
-                order_id=None,
-                access_token_id=None,
-                recipient=f"+39347{i:07d}",
-                locale="en",
-                kind="otp",
-                dedupe_key=f"bench-kill:{i}",
-                context={"code": "123456", "order_number": f"B-{i}", "minutes": 10},
-                urgent=True,
-            )
+    await queue_urgent_texts(rt, texts, "bench-kill")
     await db.stop(rt.engine)
 
 
@@ -131,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sms-kill-"))
     url = args.database_url or f"sqlite:///{work / 'bench.db'}"
-    kind = "sqlite" if url.startswith("sqlite") else "postgres"
+    kind = kind_of(url)
     subprocess.run(
         [sys.executable, "-m", "portal", "migrate"],
         cwd=ROOT,
@@ -141,7 +97,7 @@ def main() -> None:
     )
     asyncio.run(queue(url, args.texts))
     if args.chaos:
-        sql(url, REFUSE[kind])
+        sql(url, REFUSE_OUTCOMES[kind])
     with FakeMessageBird(access_key="bench") as fake:
         if args.chaos:
             fake.delay_next(20, seconds=12)
@@ -157,7 +113,7 @@ def main() -> None:
         second = scheduler(url, fake, work / "second.log")
         if args.chaos:
             time.sleep(5)
-            sql(url, ALLOW[kind])
+            sql(url, ALLOW_OUTCOMES[kind])
         started = time.monotonic()
         busy = "SELECT count(*) FROM sms_message WHERE status IN ('queued','sending','settling')"
         while sql(url, [busy])[0][0] and time.monotonic() - started < 900:

@@ -5,56 +5,24 @@ instead. Against the fake MessageBird through the real SDK, on real databases.""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import timedelta
-
-import asyncpg
 
 from portal.domain import sms as sms_rules
 from portal.domain.sms import SmsStatus
 from portal.services import messaging
 from portal.services.orders import create_order
+from tests.fakes.outbox import ALLOW_OUTCOMES, REFUSE_OUTCOMES, kind_of, run_sql
 from tests.integration.test_outbox import only_message, order
 
-# Makes the database itself refuse the write that records a text as sent (what a hiccup or
-# exhausted connections do to that write), until `allow` drops it.
-_REFUSE = {
-    "sqlite": [
-        "CREATE TRIGGER refuse_outcome BEFORE UPDATE OF status ON sms_message "
-        "WHEN NEW.status IN ('sent', 'delivered') "
-        "BEGIN SELECT RAISE(ABORT, 'outcome refused'); END"
-    ],
-    "postgres": [
-        "CREATE FUNCTION refuse_outcome() RETURNS trigger AS $$ BEGIN "
-        "IF NEW.status IN ('sent', 'delivered') THEN RAISE EXCEPTION 'outcome refused'; "
-        "END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse_outcome BEFORE UPDATE ON sms_message "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_outcome()",
-    ],
-}
-_ALLOW = {
-    "sqlite": ["DROP TRIGGER refuse_outcome"],
-    "postgres": ["DROP TRIGGER refuse_outcome ON sms_message", "DROP FUNCTION refuse_outcome()"],
-}
 
-
-async def run_sql(db_url: str, statements: list[str]) -> None:
-    """On a connection of its own, as an operator (or another program) would."""
-    if db_url.startswith("sqlite:///"):
-        with sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=10) as conn:
-            for statement in statements:
-                conn.execute(statement)
-        return
-    conn = await asyncpg.connect(db_url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def kind_of(db_url: str) -> str:
-    return "sqlite" if db_url.startswith("sqlite") else "postgres"
+async def sent_once_as(rt, fake_mb, clock, accepted: dict) -> None:
+    """The text is recorded as sent with MessageBird's id, and never goes out again."""
+    row = await only_message()
+    assert row["status"] == SmsStatus.SENT
+    assert row["gateway_id"] == accepted["id"]
+    clock.advance(hours=2)
+    assert (await messaging.dispatch_due(rt)).claimed == 0
+    assert fake_mb.messages == [accepted]
 
 
 async def test_an_outcome_write_the_database_refuses_is_retried_and_never_sent_twice(
@@ -62,7 +30,7 @@ async def test_an_outcome_write_the_database_refuses_is_retried_and_never_sent_t
 ):
     rt.settings = rt.settings.with_(sms_lease_seconds=1.0)  # renewed every third of it
     await create_order(rt, order("O-W1"))
-    await run_sql(db_url, _REFUSE[kind_of(db_url)])
+    await run_sql(db_url, REFUSE_OUTCOMES[kind_of(db_url)])
     sending = asyncio.create_task(messaging.dispatch_due(rt))
     [accepted] = await asyncio.to_thread(fake_mb.wait_for_messages, 1)
     await asyncio.sleep(0.3)
@@ -73,15 +41,10 @@ async def test_an_outcome_write_the_database_refuses_is_retried_and_never_sent_t
     assert (await messaging.dispatch_due(rt)).claimed == 0
     assert len(fake_mb.messages) == 1
     assert (await only_message())["status"] == SmsStatus.SENDING  # still its claim
-    await run_sql(db_url, _ALLOW[kind_of(db_url)])
+    await run_sql(db_url, ALLOW_OUTCOMES[kind_of(db_url)])
     result = await asyncio.wait_for(sending, timeout=15)
     assert result.sent == 1
-    row = await only_message()
-    assert row["status"] == SmsStatus.SENT
-    assert row["gateway_id"] == accepted["id"]
-    clock.advance(hours=2)
-    assert (await messaging.dispatch_due(rt)).claimed == 0
-    assert len(fake_mb.messages) == 1
+    await sent_once_as(rt, fake_mb, clock, accepted)
 
 
 async def test_a_lost_answer_is_settled_by_looking_the_text_up_and_not_sent_again(
@@ -96,17 +59,11 @@ async def test_a_lost_answer_is_settled_by_looking_the_text_up_and_not_sent_agai
     clock.advance(seconds=rt.settings.sms_send_timeout + 5)
     looked = await messaging.dispatch_due(rt)
     assert (looked.claimed, looked.settled) == (0, 1)
-    [accepted] = fake_mb.messages
-    row = await only_message()
-    assert row["status"] == SmsStatus.SENT
-    assert row["gateway_id"] == accepted["id"]
     lists = [r for r in fake_mb.requests if r["method"] == "GET" and r["path"] == "/messages"]
     assert len(lists) == 1
     assert lists[0]["query"]["recipient"] == ["393471234567"]
     assert set(lists[0]["query"]) >= {"from", "until", "direction"}
-    clock.advance(hours=2)
-    assert (await messaging.dispatch_due(rt)).claimed == 0
-    assert len(fake_mb.messages) == 1
+    await sent_once_as(rt, fake_mb, clock, fake_mb.messages[0])
 
 
 async def test_a_timed_out_text_messagebird_never_answers_about_is_unknown_and_never_resent(

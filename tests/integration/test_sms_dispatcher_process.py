@@ -19,25 +19,9 @@ from portal.db.tables import SmsMessage
 from portal.domain.sms import SmsStatus
 from portal.services import messaging
 from tests.conftest import BASE_URL, ROOT, TEST_SECRET
+from tests.fakes.outbox import queue_urgent_texts
 
 TEXTS = 12  # more than one process sends at once (8): some wait their turn when it stops
-
-
-async def queue_texts(rt) -> None:
-    """Urgent texts (no quiet hours, whatever the hour the suite runs at)."""
-    async with rt.writing():
-        for i in range(TEXTS):
-            await messaging.enqueue(
-                rt,
-                order_id=None,
-                access_token_id=None,
-                recipient=f"+39347123{i:04d}",
-                locale="en",
-                kind="otp",
-                dedupe_key=f"proc:{i}",
-                context={"code": "123456", "order_number": f"P-{i}", "minutes": 10},
-                urgent=True,
-            )
 
 
 @pytest.fixture
@@ -86,7 +70,7 @@ def references(fake_mb) -> list[str]:
 async def test_sigterm_finishes_the_sends_in_flight_and_leaves_none_maybe_sent(
     rt, fake_mb, clock, scheduler_process
 ):
-    await queue_texts(rt)
+    await queue_urgent_texts(rt, TEXTS, "proc")
     await in_flight(fake_mb, 4)
     scheduler_process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(scheduler_process.wait, 30) == 0
@@ -106,7 +90,7 @@ async def test_sigterm_finishes_the_sends_in_flight_and_leaves_none_maybe_sent(
 async def test_after_sigkill_the_claims_are_taken_over_within_a_minute_and_none_sent_twice(
     rt, fake_mb, clock, scheduler_process
 ):
-    await queue_texts(rt)
+    await queue_urgent_texts(rt, TEXTS, "proc")
     await in_flight(fake_mb, 4)
     scheduler_process.send_signal(signal.SIGKILL)
     scheduler_process.wait(10)
