@@ -143,6 +143,9 @@ def create_app(
             yield
         finally:
             if scheduler is not None:
+                # Texts being sent finish and their outcomes are written before the jobs
+                # are cancelled and the pool closes: a deploy leaves none "maybe sent".
+                await rt.dispatching.stop()
                 scheduler.shutdown(wait=False)
                 await asyncio.sleep(0)
             await db.stop(rt.engine)

@@ -13,6 +13,7 @@ from portal import db
 from portal.clock import Clock, SystemClock
 from portal.settings import Settings
 from portal.sms.gateway import DevInboxGateway, Gateway
+from portal.sms.lease import Dispatching
 from portal.sms.messagebird import MessageBirdGateway
 from portal.templating import make_environment
 
@@ -26,6 +27,8 @@ class Runtime:
     templates: Environment
     # Small per-process caches of rarely changing reads (e.g. the list of stores).
     cache: dict[str, Any] = field(default_factory=dict)
+    # The SMS dispatcher of this process: its claims' owner name, and its stop.
+    dispatching: Dispatching = field(default_factory=Dispatching)
 
     def writing(self):  # type: ignore[no-untyped-def]
         return db.writing(self.engine)

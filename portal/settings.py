@@ -101,12 +101,16 @@ class Settings:
     # 24 hours (one-time codes apart: at most five an hour of those).
     shopper_changes_per_hour: int = 5
     shopper_texts_per_day: int = 6
+    # A text whose send may or may not have happened (timeout, connection cut, dispatcher
+    # killed) is settled by delivery report or by asking MessageBird; still unresolved after
+    # this many minutes, it is marked unknown and never sent again.
+    sms_settle_minutes: int = 30
     # Not in the contract: tuning knobs with safe defaults.
     sms_send_timeout: float = 10.0
     sms_max_attempts: int = 6
-    # How long a message whose send outcome is unknown (timeout, crash mid-send) waits for a
-    # delivery report before it is sent again.
-    sms_unknown_grace_seconds: int = 600
+    # A dispatcher's claim on the texts it sends lasts this long and is renewed while it
+    # lives; a claim not renewed in time (the process died) is taken over.
+    sms_lease_seconds: float = 30.0
     dispatch_interval_seconds: float = 5.0
     dispatch_batch: int = 50
     poll_seconds: int = 20
@@ -179,6 +183,9 @@ class Settings:
                 get("PORTAL_SHOPPER_TEXTS_PER_DAY"),
                 d.shopper_texts_per_day,
             ),
+            sms_settle_minutes=_int(
+                "PORTAL_SMS_SETTLE_MINUTES", get("PORTAL_SMS_SETTLE_MINUTES"), d.sms_settle_minutes
+            ),
         )
         settings.validate()
         return settings
@@ -227,6 +234,8 @@ class Settings:
             raise SettingsError("PORTAL_SHOPPER_CHANGES_PER_HOUR must be at least 1")
         if self.shopper_texts_per_day < 1:
             raise SettingsError("PORTAL_SHOPPER_TEXTS_PER_DAY must be at least 1")
+        if not 1 <= self.sms_settle_minutes <= 1440:
+            raise SettingsError("PORTAL_SMS_SETTLE_MINUTES must be between 1 and 1440")
         if not 0 <= self.delivery_change_cutoff_hours <= 72:
             raise SettingsError("PORTAL_DELIVERY_CHANGE_CUTOFF_HOURS must be between 0 and 72")
         if self.shop_webhook_url:

@@ -35,10 +35,16 @@ async def main() -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    scheduler.shutdown(wait=True)
+    # Claim nothing more; the texts being sent finish and their outcomes are written (a
+    # deploy leaves none "maybe sent"); claimed ones not yet sent are given back.
+    # (Before the scheduler's shutdown, which would cancel the jobs under way.)
+    log.info("scheduler stopping")
+    await rt.dispatching.stop()
+    scheduler.shutdown(wait=False)
     await db.stop(rt.engine)
     if metrics_server is not None:
         metrics_server.shutdown()
+    log.info("scheduler stopped")
     return 0
 
 

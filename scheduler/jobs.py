@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -19,16 +20,28 @@ log = logging.getLogger(__name__)
 
 
 async def dispatch_outbox(rt: Runtime) -> dict[str, int]:
-    result = await messaging.dispatch_due(rt)
+    return _counted(await messaging.send_due(rt))
+
+
+async def settle_outbox(rt: Runtime) -> dict[str, int]:
+    return _counted(await messaging.settle_due(rt))
+
+
+def _counted(result: messaging.DispatchResult) -> dict[str, int]:
     counts = {
         "claimed": result.claimed,
         "sent": result.sent,
         "retrying": result.retrying,
         "unknown": result.unknown,
         "failed": result.failed,
+        "taken_over": result.taken_over,
+        "settled": result.settled,
+        "requeued": result.requeued,
+        "unresolved": result.unresolved,
+        "given_back": result.given_back,
     }
     metrics.sms_outcomes(counts)
-    if result.claimed:
+    if any(counts.values()):
         log.info("outbox: %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
 
@@ -76,6 +89,7 @@ async def deliver_shop_events(rt: Runtime) -> dict[str, int]:
 # outbox job sends them, so these need not run often.
 JOBS: dict[str, tuple[Callable[[Runtime], Awaitable[Any]], float | None]] = {
     "dispatch_outbox": (dispatch_outbox, None),  # settings.dispatch_interval_seconds
+    "settle_outbox": (settle_outbox, None),  # likewise
     "deliver_shop_events": (deliver_shop_events, None),  # likewise
     "expire_pickups": (expire_pickups, 60.0),
     "pickup_reminders": (pickup_reminders, 60.0),
@@ -116,6 +130,8 @@ def register(scheduler: AsyncIOScheduler, rt: Runtime) -> None:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=30,
+            # The outbox at once: a restarted dispatcher does not wait an interval first.
+            **({"next_run_time": datetime.now(UTC)} if seconds is None else {}),
         )
 
 

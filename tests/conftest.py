@@ -112,15 +112,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 
 
 @pytest.fixture
-def fake_mb() -> Iterator[FakeMessageBird]:
-    with FakeMessageBird(access_key="test_key") as fake:
-        yield fake
-        assert not fake.server_errors, fake.server_errors
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def fake_mb(clock: ManualClock) -> Iterator[FakeMessageBird]:
+    """MessageBird on the test's clock (its list filters by creation time)."""
+    with FakeMessageBird(access_key="test_key") as fake:
+        fake.clock = clock.now
+        yield fake
+        assert not fake.server_errors, fake.server_errors
 
 
 @pytest.fixture
@@ -134,7 +136,6 @@ def settings(db_url: str, fake_mb: FakeMessageBird) -> Settings:
         messagebird_endpoint=fake_mb.base_url,
         messagebird_originator="TestShop",
         sms_send_timeout=1.0,
-        sms_unknown_grace_seconds=600,
         run_scheduler=False,
     )
 

@@ -154,9 +154,14 @@ class SmsMessage(Table, tablename="sms_message"):
     urgent = Boolean(default=False)
     status = Varchar(length=16, default="queued")
     attempts = SmallInt(default=0)
-    # Set only while the message waits to be (re)sent; the dispatcher's indexed lookup.
+    # Set only while the message waits for the dispatcher (to be sent, looked up, or its
+    # claim's lease to run out); the dispatcher's indexed lookup.
     next_attempt_at = Timestamptz(null=True, default=None, index=True)
-    claimed_at = Timestamptz(null=True, default=None)
+    claimed_at = Timestamptz(null=True, default=None)  # when the last send began
+    # The dispatcher holding the claim (host:pid:nonce); its lease is next_attempt_at.
+    claimed_by = Varchar(length=64, null=True, default=None)
+    # MessageBird lookups made to settle a send of unknown outcome (bounded).
+    lookups = SmallInt(default=0)
     gateway = Varchar(length=16, default="")
     gateway_id = Varchar(length=64, null=True, default=None, index=True)
     gateway_status = Varchar(length=24, null=True, default=None)

@@ -1,8 +1,12 @@
 """The outbox message: statuses, transitions, retry backoff and delivery-report rules.
 
-A message is sent at most once. The only send whose outcome we cannot know is one that timed
-out (or whose process died mid-send): it goes to UNKNOWN and is sent again only if no
-delivery report has vouched for it within a grace period.
+A message is sent at most once. A send whose outcome we cannot know (it timed out, the
+connection broke after the request left, or the dispatcher that claimed it died) is
+SETTLING: it is never sent blind, but settled first, by MessageBird's delivery report or by
+asking MessageBird what it has for that recipient and time. Found: SENT (or what MessageBird
+says); MessageBird has nothing: QUEUED again, since it never left. Still unresolved when the
+settle period is over: UNKNOWN, for good (a later report may still settle it), never sent
+again.
 
 A message that should not go out at all is DROPPED, with the reason in `last_error`: the
 shopper opted out, the order's daily cap was reached, or a later message made it stale
@@ -20,7 +24,8 @@ from portal.domain import InvalidTransition
 class SmsStatus(StrEnum):
     QUEUED = "queued"
     SENDING = "sending"
-    UNKNOWN = "unknown"
+    SETTLING = "settling"  # maybe sent: being settled before anything else happens
+    UNKNOWN = "unknown"  # maybe sent, and it could not be found out: never sent again
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
@@ -33,18 +38,21 @@ FINAL = frozenset({SmsStatus.DELIVERED, SmsStatus.FAILED, SmsStatus.EXPIRED, Sms
 _T = SmsStatus
 # target -> the statuses it may be reached from.
 TRANSITIONS: dict[SmsStatus, frozenset[SmsStatus]] = {
-    # Claimed when due: queued, of unknown outcome past the grace period, or "sending" past
-    # it (the sending process died). The dispatcher claims exactly the rows whose
-    # next_attempt_at has passed, and only these statuses have one.
-    _T.SENDING: frozenset({_T.QUEUED, _T.UNKNOWN, _T.SENDING}),
-    _T.QUEUED: frozenset({_T.SENDING}),
-    _T.UNKNOWN: frozenset({_T.SENDING}),
-    _T.SENT: frozenset({_T.SENDING, _T.UNKNOWN}),
-    _T.FAILED: frozenset({_T.QUEUED, _T.SENDING, _T.UNKNOWN, _T.SENT}),
-    _T.DELIVERED: frozenset({_T.SENDING, _T.UNKNOWN, _T.SENT}),
-    _T.EXPIRED: frozenset({_T.SENDING, _T.UNKNOWN, _T.SENT}),
-    # Only a message nothing was sent for yet (a queued one; or written so at once).
-    _T.DROPPED: frozenset({_T.QUEUED}),
+    # Claimed when due: only a queued message is ever sent. A "sending" claim whose owner
+    # stopped renewing its lease is taken over as SETTLING, never sent again as it is.
+    _T.SENDING: frozenset({_T.QUEUED}),
+    # A transient error (nothing left), a claim given back on shutdown, or settled as
+    # "MessageBird has no such message".
+    _T.QUEUED: frozenset({_T.SENDING, _T.SETTLING}),
+    _T.SETTLING: frozenset({_T.SENDING}),
+    _T.UNKNOWN: frozenset({_T.SETTLING}),
+    _T.SENT: frozenset({_T.SENDING, _T.SETTLING, _T.UNKNOWN}),
+    _T.FAILED: frozenset({_T.QUEUED, _T.SENDING, _T.SETTLING, _T.UNKNOWN, _T.SENT}),
+    _T.DELIVERED: frozenset({_T.SENDING, _T.SETTLING, _T.UNKNOWN, _T.SENT}),
+    _T.EXPIRED: frozenset({_T.SENDING, _T.SETTLING, _T.UNKNOWN, _T.SENT}),
+    # Only a message nothing was sent for: a queued one, one written so at once, or one
+    # settled as never sent that a newer text replaces.
+    _T.DROPPED: frozenset({_T.QUEUED, _T.SETTLING}),
 }
 
 
@@ -82,6 +90,27 @@ SUPERSEDED_BY: dict[str, frozenset[str]] = {
 def superseded_by(kind: str) -> frozenset[str]:
     """The kinds a queued message of the same order no longer needs once `kind` is sent."""
     return SUPERSEDED_BY.get(kind, frozenset())
+
+
+# Kinds that a newer message of the same kind replaces (a new one-time code).
+REPLACED_BY_ITS_KIND = frozenset({"otp"})
+
+
+def made_stale_by(kind: str, newer: str) -> bool:
+    """Whether a message of `kind` is no use once a newer one of kind `newer` exists for the
+    same order (a message found unsent while settling is queued again only if not)."""
+    return kind in superseded_by(newer) or (kind == newer and kind in REPLACED_BY_ITS_KIND)
+
+
+# Settling a "maybe sent" message: how often MessageBird is asked at most, and the delays
+# between lookups that could not get an answer (within the settle period).
+MAX_LOOKUPS = 6
+
+
+def lookup_delay(lookups: int) -> timedelta:
+    """Delay before lookup number lookups+1 when the last one got no answer: 30 s, 1 min,
+    2 min, 4 min, 8 min."""
+    return timedelta(seconds=30 * 2 ** max(lookups - 1, 0))
 
 
 def backoff(attempt: int, *, base_seconds: int = 15, cap_seconds: int = 3600) -> timedelta:

@@ -350,7 +350,8 @@ async def _confirm_visit(rt: Runtime, order_id: int | None, sms: dict[str, Any])
 # ------------------------------------------------------------------ the counter
 
 
-FAILED_STATUSES = (SmsStatus.FAILED, SmsStatus.EXPIRED)
+# Not delivered, or not known whether it was sent (it is never sent again): call them.
+FAILED_STATUSES = (SmsStatus.FAILED, SmsStatus.EXPIRED, SmsStatus.UNKNOWN)
 OTP_RECENT = timedelta(days=1)
 
 
@@ -365,6 +366,7 @@ class FailedSms:
     kind: str
     failed_at: datetime | None
     store_code: str
+    unknown: bool = False  # not known whether it was sent (rather than not delivered)
 
 
 def _is_action_kind(kind: str) -> bool:
@@ -433,6 +435,7 @@ async def failed_action_sms(rt: Runtime, store_id: int | None) -> list[FailedSms
                 kind=kind,
                 failed_at=r["status_at"],
                 store_code=p["store_code"],
+                unknown=r["status"] == SmsStatus.UNKNOWN,
             )
         )
     return out

@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,7 +38,14 @@ from portal.domain.sms import SmsStatus
 from portal.domain.sms_text import measure, transliterate
 from portal.domain.tokens import derive_token
 from portal.runtime import Runtime
-from portal.sms.gateway import OutgoingSms, PermanentError, TransientError, UnknownOutcome
+from portal.sms.gateway import (
+    Found,
+    Lookup,
+    OutgoingSms,
+    PermanentError,
+    TransientError,
+    UnknownOutcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -259,76 +267,127 @@ class DispatchResult:
     claimed: int = 0
     sent: int = 0
     retrying: int = 0
-    unknown: int = 0
+    unknown: int = 0  # sends of unknown outcome (timeout, answer lost): now settling
     failed: int = 0
     held: int = 0  # due in quiet hours: put back to the end of them
     dropped: int = 0  # queued for a number that has opted out since
+    taken_over: int = 0  # claims of a dispatcher that stopped renewing them: settling
+    settled: int = 0  # settling ones MessageBird turned out to have
+    requeued: int = 0  # settling ones MessageBird turned out not to have: queued again
+    unresolved: int = 0  # settling ones still unresolved after the settle period: unknown
+    given_back: int = 0  # claimed, not sent: the dispatcher is stopping (or lost its lease)
     errors: list[str] = field(default_factory=list)
 
 
+def _lease(rt: Runtime) -> timedelta:
+    return timedelta(seconds=rt.settings.sms_lease_seconds)
+
+
+def _settle_delay(rt: Runtime) -> timedelta:
+    """How long after a request may have left before asking MessageBird about it: by then
+    it has reached MessageBird or never will (connecting is bounded by the send timeout,
+    and a text's request is a few hundred bytes sent at once), with a margin."""
+    return timedelta(seconds=rt.settings.sms_send_timeout + 5)
+
+
+# What the two halves of the dispatcher claim: texts to send, and texts to settle (claims
+# of a dead dispatcher to take over, "maybe sent" ones to look up). Separate jobs, so that
+# a batch of slow sends never holds up a takeover.
+TO_SEND = (SmsStatus.QUEUED,)
+TO_SETTLE = (SmsStatus.SENDING, SmsStatus.SETTLING)
+
+
 async def _claim(
-    rt: Runtime, now: datetime, limit: int, result: DispatchResult | None = None
-) -> list[dict[str, Any]]:
+    rt: Runtime,
+    now: datetime,
+    limit: int,
+    result: DispatchResult,
+    owner: str,
+    statuses: tuple[SmsStatus, ...] = TO_SEND + TO_SETTLE,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Claim what is due: (queued rows to send, settling rows to look up). Both carry the
+    owner and a lease; a "sending" row whose lease ran out (its owner died) is taken over
+    as settling, to be looked up once a request it may have sent has surely arrived."""
     async with rt.writing():
         query = (
             SmsMessage.select(
                 SmsMessage.id,
+                SmsMessage.order,
+                SmsMessage.kind,
                 SmsMessage.recipient,
                 SmsMessage.body,
                 SmsMessage.encoding,
                 SmsMessage.attempts,
+                SmsMessage.lookups,
+                SmsMessage.claimed_at,
                 SmsMessage.status,
                 SmsMessage.urgent,
                 SmsMessage.access_token.salt.as_alias("salt"),
                 SmsMessage.order._.store._.timezone.as_alias("store_zone"),
             )
-            .where(SmsMessage.next_attempt_at <= now)
+            .where((SmsMessage.next_attempt_at <= now) & SmsMessage.status.is_in(list(statuses)))
             .order_by(SmsMessage.next_attempt_at)
             .limit(limit)
         )
         rows = await rt.for_update(query, skip_locked=True)
-        rows = await _hold_or_drop(rt, rows, now, result or DispatchResult())
-        if not rows:
-            return []
-        ids = [r["id"] for r in rows]
-        grace = timedelta(seconds=rt.settings.sms_unknown_grace_seconds)
-        await SmsMessage.update(
-            {
-                SmsMessage.status: SmsStatus.SENDING,
-                SmsMessage.attempts: SmsMessage.attempts + 1,
-                SmsMessage.claimed_at: now,
-                # If this process dies mid-send, the row comes back after the grace period.
-                SmsMessage.next_attempt_at: now + grace,
-            }
-        ).where(SmsMessage.id.is_in(ids))
-    for r in rows:
+        rows = await _hold_or_drop(rt, rows, now, result)
+        by_status: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            by_status[r["status"]].append(r)
+        if taken := [r["id"] for r in by_status[SmsStatus.SENDING]]:
+            result.taken_over += len(taken)
+            await SmsMessage.update(
+                {
+                    SmsMessage.status: SmsStatus.SETTLING,
+                    SmsMessage.claimed_by: None,
+                    SmsMessage.next_attempt_at: now + _settle_delay(rt),
+                    SmsMessage.last_error: "its dispatcher stopped during the send",
+                }
+            ).where(SmsMessage.id.is_in(taken))
+        settling = by_status[SmsStatus.SETTLING]
+        if settling:
+            await SmsMessage.update(
+                {SmsMessage.claimed_by: owner, SmsMessage.next_attempt_at: now + _lease(rt)}
+            ).where(SmsMessage.id.is_in([r["id"] for r in settling]))
+        sending = by_status[SmsStatus.QUEUED]
+        if sending:
+            await SmsMessage.update(
+                {
+                    SmsMessage.status: SmsStatus.SENDING,
+                    SmsMessage.attempts: SmsMessage.attempts + 1,
+                    SmsMessage.claimed_at: now,
+                    SmsMessage.claimed_by: owner,
+                    SmsMessage.lookups: 0,
+                    SmsMessage.next_attempt_at: now + _lease(rt),
+                }
+            ).where(SmsMessage.id.is_in([r["id"] for r in sending]))
+    for r in sending:
         r["attempts"] += 1
-    return rows
+        r["claimed_at"] = now
+    return sending, settling
 
 
 async def _hold_or_drop(
     rt: Runtime, rows: list[dict[str, Any]], now: datetime, result: DispatchResult
 ) -> list[dict[str, Any]]:
-    """The rows to send now. Non-urgent ones that fell due in quiet hours (a retry) wait for
-    their end; queued ones to a number that opted out since they were written are dropped.
-    Runs in the claim's transaction, on the rows it locked."""
-    waiting = [r for r in rows if not r["urgent"]]
+    """The rows to handle now. Queued non-urgent ones that fell due in quiet hours (a retry)
+    wait for their end; queued ones to a number that opted out since they were written are
+    dropped. Runs in the claim's transaction, on the rows it locked."""
+    waiting = [r for r in rows if not r["urgent"] and r["status"] == SmsStatus.QUEUED]
     if not waiting:
         return rows
-    numbers = {r["recipient"] for r in waiting if r["status"] == SmsStatus.QUEUED}
-    opted_out: set[str] = set()
-    if numbers:
-        opted_out = {
-            c["phone"]
-            for c in await Customer.select(Customer.phone).where(
-                Customer.phone.is_in(sorted(numbers)) & Customer.sms_opt_out_at.is_not_null()
-            )
-        }
+    numbers = {r["recipient"] for r in waiting}
+    opted_out = {
+        c["phone"]
+        for c in await Customer.select(Customer.phone).where(
+            Customer.phone.is_in(sorted(numbers)) & Customer.sms_opt_out_at.is_not_null()
+        )
+    }
     window = quiet_window(rt)
     drop: list[int] = []
     hold: dict[datetime, list[int]] = defaultdict(list)
     for r in waiting:
-        if r["status"] == SmsStatus.QUEUED and r["recipient"] in opted_out:
+        if r["recipient"] in opted_out:
             drop.append(r["id"])
         elif window is not None:
             tz = shopper_zone(r["recipient"], r["store_zone"])
@@ -347,21 +406,77 @@ async def _hold_or_drop(
         ).where(SmsMessage.id.is_in(drop))
     for until, ids in hold.items():
         result.held += len(ids)
-        # Status unchanged: a row of unknown outcome can still be settled by a report.
         await SmsMessage.update({SmsMessage.next_attempt_at: until}).where(SmsMessage.id.is_in(ids))
     skipped = set(drop).union(*hold.values())
     return [r for r in rows if r["id"] not in skipped]
 
 
-async def _settle(rt: Runtime, message_id: int, values: dict[Any, Any]) -> None:
-    """Record a send's outcome unless a delivery report got there first."""
-    async with rt.writing():
-        await SmsMessage.update(values).where(
-            (SmsMessage.id == message_id) & (SmsMessage.status == SmsStatus.SENDING)
-        )
+class _Lease:
+    """The claims of one dispatch run, kept alive while it runs: renewed every third of the
+    lease. Locally it is trusted only as long as the last renewal that landed allows; a
+    send is not started on a lease about to run out (another dispatcher may take it over)."""
+
+    def __init__(self, rt: Runtime, owner: str, ids: list[int]) -> None:
+        self.rt, self.owner, self.ids = rt, owner, set(ids)
+        self.valid_until = monotonic() + rt.settings.sms_lease_seconds
+
+    def usable(self) -> bool:
+        margin = min(1.0, self.rt.settings.sms_lease_seconds / 4)
+        return monotonic() < self.valid_until - margin
+
+    async def keep(self) -> None:
+        seconds = self.rt.settings.sms_lease_seconds
+        while True:
+            await asyncio.sleep(seconds / 3)
+            if not self.ids:
+                continue
+            started = monotonic()
+            try:
+                async with self.rt.writing():
+                    await SmsMessage.update(
+                        {SmsMessage.next_attempt_at: self.rt.clock.now() + _lease(self.rt)}
+                    ).where(
+                        SmsMessage.id.is_in(sorted(self.ids))
+                        & (SmsMessage.claimed_by == self.owner)
+                        & SmsMessage.status.is_in([SmsStatus.SENDING, SmsStatus.SETTLING])
+                    )
+                self.valid_until = started + seconds
+            except Exception as exc:  # the outcome writes retry; the next renewal may land
+                log.warning("sms lease renewal failed: %s", type(exc).__name__)
 
 
-async def _send_one(rt: Runtime, row: dict[str, Any], result: DispatchResult) -> None:
+async def _write(rt: Runtime, message_id: int, write: Callable[[], Awaitable[Any]]) -> None:
+    """Run an outcome write until it lands: what happened to a text must not be lost to a
+    database hiccup (the claim's lease is renewed meanwhile, so nobody takes it over)."""
+    tries = 0
+    while True:
+        try:
+            async with rt.writing():
+                await write()
+            return
+        except Exception as exc:
+            tries += 1
+            if tries == 1 or tries % 20 == 0:
+                log.warning(
+                    "sms %s: outcome not written (%s), try %d; retrying",
+                    message_id,
+                    type(exc).__name__,
+                    tries,
+                )
+            await asyncio.sleep(min(0.1 * 2**tries, 5.0))
+
+
+def _mine(message_id: int, owner: str, *statuses: SmsStatus) -> Any:
+    return (
+        (SmsMessage.id == message_id)
+        & (SmsMessage.claimed_by == owner)
+        & SmsMessage.status.is_in(list(statuses))
+    )
+
+
+async def _send_one(
+    rt: Runtime, row: dict[str, Any], result: DispatchResult, owner: str, gate: asyncio.Semaphore
+) -> None:
     sms = OutgoingSms(
         reference=str(row["id"]),
         recipient=row["recipient"],
@@ -371,91 +486,239 @@ async def _send_one(rt: Runtime, row: dict[str, Any], result: DispatchResult) ->
     )
     attempts = row["attempts"]
     out_of_tries = attempts >= rt.settings.sms_max_attempts
-    try:
-        accepted = await rt.gateway.send(sms)
-    except PermanentError as exc:
-        result.failed += 1
-        await _fail(rt, row["id"], str(exc))
-        return
-    except TransientError as exc:
-        if out_of_tries:
+    message_id = row["id"]
+    values: dict[Any, Any]
+    async with gate:  # the outcome is written outside it: a slow write holds up no send
+        try:
+            accepted = await rt.gateway.send(sms)
+        except PermanentError as exc:
             result.failed += 1
-            await _fail(rt, row["id"], f"gave up after {attempts} tries: {exc}")
-            return
-        result.retrying += 1
-        now = rt.clock.now()
-        await _settle(
-            rt,
-            row["id"],
-            {
-                SmsMessage.status: SmsStatus.QUEUED,
-                SmsMessage.next_attempt_at: now + sms_rules.backoff(attempts),
+            values = _failed(rt, str(exc))
+        except TransientError as exc:
+            if out_of_tries:
+                result.failed += 1
+                values = _failed(rt, f"gave up after {attempts} tries: {exc}")
+            else:
+                result.retrying += 1
+                values = {
+                    SmsMessage.status: SmsStatus.QUEUED,
+                    SmsMessage.claimed_by: None,
+                    SmsMessage.next_attempt_at: rt.clock.now() + sms_rules.backoff(attempts),
+                    SmsMessage.last_error: str(exc)[:300],
+                }
+        except UnknownOutcome as exc:
+            # Maybe sent: never sent blind. Settled by a report, or by asking MessageBird
+            # once the request has surely arrived there or never will.
+            result.unknown += 1
+            values = {
+                SmsMessage.status: SmsStatus.SETTLING,
+                SmsMessage.claimed_by: None,
+                SmsMessage.next_attempt_at: rt.clock.now() + _settle_delay(rt),
                 SmsMessage.last_error: str(exc)[:300],
-            },
-        )
-        return
-    except UnknownOutcome as exc:
-        result.unknown += 1
-        now = rt.clock.now()
-        grace = timedelta(seconds=rt.settings.sms_unknown_grace_seconds)
-        await _settle(
-            rt,
-            row["id"],
-            {
-                SmsMessage.status: SmsStatus.UNKNOWN,
-                # Wait for a delivery report; without one, sending again is the lesser harm.
-                SmsMessage.next_attempt_at: None if out_of_tries else now + grace,
-                SmsMessage.last_error: str(exc)[:300],
-            },
-        )
-        return
-    result.sent += 1
-    now = rt.clock.now()
-    status = SmsStatus.DELIVERED if accepted.status == "delivered" else SmsStatus.SENT
-    async with rt.writing():
-        await SmsMessage.update(
-            {SmsMessage.gateway_id: accepted.gateway_id, SmsMessage.sent_at: now}
-        ).where(SmsMessage.id == row["id"])
-        await SmsMessage.update(
-            {
-                SmsMessage.status: status,
-                SmsMessage.gateway_status: accepted.status,
-                SmsMessage.status_at: now,
-                SmsMessage.next_attempt_at: None,
-                SmsMessage.last_error: None,
             }
-        ).where((SmsMessage.id == row["id"]) & (SmsMessage.status == SmsStatus.SENDING))
+        else:
+            result.sent += 1
+            await _write(
+                rt,
+                message_id,
+                lambda: _record_sent(rt, message_id, accepted.gateway_id, accepted.status),
+            )
+            return
+    # A report may have got there first (then the status is no longer ours to set).
+    mine = _mine(message_id, owner, SmsStatus.SENDING)
+    await _write(rt, message_id, lambda: SmsMessage.update(values).where(mine))
 
 
-async def _fail(rt: Runtime, message_id: int, reason: str) -> None:
-    await _settle(
-        rt,
-        message_id,
+def _failed(rt: Runtime, reason: str, status: SmsStatus = SmsStatus.FAILED) -> dict[Any, Any]:
+    """The values that end a text's sending for good, with the reason."""
+    return {
+        SmsMessage.status: status,
+        SmsMessage.claimed_by: None,
+        SmsMessage.next_attempt_at: None,
+        SmsMessage.last_error: reason[:300],
+        SmsMessage.status_at: rt.clock.now(),
+    }
+
+
+async def _record_sent(rt: Runtime, message_id: int, gateway_id: str, gateway_status: str) -> None:
+    """MessageBird has the message: its id is kept whatever happened meanwhile (a report
+    got there first, or the row was taken over for settling); the status unless final."""
+    now = rt.clock.now()
+    status = sms_rules.REPORT_STATUS.get(gateway_status, SmsStatus.SENT)
+    await SmsMessage.update(
+        {SmsMessage.gateway_id: gateway_id[:64], SmsMessage.sent_at: now}
+    ).where((SmsMessage.id == message_id) & SmsMessage.gateway_id.is_null())
+    await SmsMessage.update(
         {
-            SmsMessage.status: SmsStatus.FAILED,
+            SmsMessage.status: status,
+            SmsMessage.gateway_status: gateway_status[:24],
+            SmsMessage.status_at: now,
+            SmsMessage.claimed_by: None,
             SmsMessage.next_attempt_at: None,
-            SmsMessage.last_error: reason[:300],
-            SmsMessage.status_at: rt.clock.now(),
-        },
+            SmsMessage.last_error: None,
+        }
+    ).where(
+        (SmsMessage.id == message_id)
+        & SmsMessage.status.is_in([SmsStatus.SENDING, SmsStatus.SETTLING, SmsStatus.UNKNOWN])
     )
 
 
-async def dispatch_due(rt: Runtime, *, limit: int | None = None) -> DispatchResult:
-    """Send what is due now. Safe to run in several processes at once."""
-    result = DispatchResult()
-    rows = await _claim(rt, rt.clock.now(), limit or rt.settings.dispatch_batch, result)
-    result.claimed = len(rows)
-    gate = asyncio.Semaphore(SEND_CONCURRENCY)
+async def _settle_one(
+    rt: Runtime, row: dict[str, Any], result: DispatchResult, owner: str, gate: asyncio.Semaphore
+) -> None:
+    """Find out whether a "maybe sent" text left: ask MessageBird for that recipient and
+    time, a bounded number of times within the settle period; unresolved after it, the
+    text is marked unknown and never sent again."""
+    message_id = row["id"]
+    now = rt.clock.now()
+    claimed_at = row["claimed_at"] or now
+    deadline = claimed_at + timedelta(minutes=rt.settings.sms_settle_minutes)
+    lookup = Lookup(
+        reference=str(message_id),
+        recipient=row["recipient"],
+        since=claimed_at - timedelta(minutes=5),  # clocks differ a little
+        until=now + timedelta(minutes=5),
+    )
+    mine = _mine(message_id, owner, SmsStatus.SETTLING)
+    values: dict[Any, Any]
+    found: Found | None = None
+    error: str | None = None
+    async with gate:
+        try:
+            found = await rt.gateway.find(lookup)
+        except TransientError as exc:
+            error = str(exc)
+    if found is not None:
+        result.settled += 1
+        gateway_id, status = found.gateway_id, found.status
+        await _write(rt, message_id, lambda: _record_sent(rt, message_id, gateway_id, status))
+        return
+    lookups = row["lookups"] + 1
+    if error is None:  # MessageBird has no such message: it never left
+        if await _stale(row):
+            result.dropped += 1
+            values = _failed(rt, "not sent, and a newer text replaces it", SmsStatus.DROPPED)
+        elif row["attempts"] >= rt.settings.sms_max_attempts:
+            result.failed += 1
+            values = _failed(
+                rt, f"gave up after {row['attempts']} tries: never reached MessageBird"
+            )
+        else:
+            result.requeued += 1
+            values = {
+                SmsMessage.status: SmsStatus.QUEUED,
+                SmsMessage.claimed_by: None,
+                # Due since its first try: ahead of the texts queued meanwhile.
+                SmsMessage.next_attempt_at: min(claimed_at, now),
+                SmsMessage.lookups: lookups,
+                SmsMessage.last_error: "not sent: MessageBird has no such message",
+            }
+    elif lookups >= sms_rules.MAX_LOOKUPS or now >= deadline:
+        result.unresolved += 1
+        reason = f"not known whether it was sent; not sent again ({error})"
+        values = {**_failed(rt, reason, SmsStatus.UNKNOWN), SmsMessage.lookups: lookups}
+    else:
+        later = now + sms_rules.lookup_delay(lookups)
+        if lookups == sms_rules.MAX_LOOKUPS - 1 or later > deadline:
+            later = deadline  # the last lookup at the end of the settle period
+        values = {
+            SmsMessage.claimed_by: None,
+            SmsMessage.next_attempt_at: later,
+            SmsMessage.lookups: lookups,
+            SmsMessage.last_error: (error or "")[:300],
+        }
+    await _write(rt, message_id, lambda: SmsMessage.update(values).where(mine))
 
-    async def guarded(row: dict[str, Any]) -> None:
-        async with gate:
+
+async def _stale(row: dict[str, Any]) -> bool:
+    """Whether a newer text of the same order makes this one no use (a new code)."""
+    if row["order"] is None:
+        return False
+    newer = await SmsMessage.select(SmsMessage.kind).where(
+        (SmsMessage.order == row["order"]) & (SmsMessage.id > row["id"])
+    )
+    return any(sms_rules.made_stale_by(row["kind"], n["kind"]) for n in newer)
+
+
+async def _give_back(rt: Runtime, row: dict[str, Any], owner: str, result: DispatchResult) -> None:
+    """A claimed text this run will not send after all (stopping, or its lease is in doubt):
+    queued again at once for whoever runs next. Nothing was sent, so nothing to settle."""
+    result.given_back += 1
+    try:
+        async with rt.writing():
+            await SmsMessage.update(
+                {
+                    SmsMessage.status: SmsStatus.QUEUED,
+                    SmsMessage.attempts: SmsMessage.attempts - 1,
+                    SmsMessage.claimed_by: None,
+                    SmsMessage.next_attempt_at: row["claimed_at"],  # first in line again
+                }
+            ).where(_mine(row["id"], owner, SmsStatus.SENDING))
+    except Exception as exc:  # then its lease runs out and it is taken over: still once
+        log.warning("sms %s: not given back (%s)", row["id"], type(exc).__name__)
+
+
+async def dispatch_due(
+    rt: Runtime, *, limit: int | None = None, owner: str | None = None
+) -> DispatchResult:
+    """Settle what may have been sent, and send what is due now, in one run."""
+    return await _dispatch(rt, TO_SEND + TO_SETTLE, limit, owner)
+
+
+async def send_due(
+    rt: Runtime, *, limit: int | None = None, owner: str | None = None
+) -> DispatchResult:
+    """Send the queued texts that are due (the scheduler's outbox job)."""
+    return await _dispatch(rt, TO_SEND, limit, owner)
+
+
+async def settle_due(
+    rt: Runtime, *, limit: int | None = None, owner: str | None = None
+) -> DispatchResult:
+    """Take over dead dispatchers' claims and look up "maybe sent" texts that are due."""
+    return await _dispatch(rt, TO_SETTLE, limit, owner)
+
+
+async def _dispatch(
+    rt: Runtime, statuses: tuple[SmsStatus, ...], limit: int | None, owner: str | None
+) -> DispatchResult:
+    """Safe to run in several processes at once. Once the process is stopping, it claims
+    nothing."""
+    result = DispatchResult()
+    state = rt.dispatching
+    if state.stopping:
+        return result
+    owner = owner or state.owner
+    async with state.run():
+        sending, settling = await _claim(
+            rt, rt.clock.now(), limit or rt.settings.dispatch_batch, result, owner, statuses
+        )
+        result.claimed = len(sending)
+        if not sending and not settling:
+            return result
+        lease = _Lease(rt, owner, [r["id"] for r in [*sending, *settling]])
+        keeper = asyncio.create_task(lease.keep())
+        gate = asyncio.Semaphore(SEND_CONCURRENCY)
+
+        async def guarded(row: dict[str, Any], work: Any) -> None:
             try:
-                await _send_one(rt, row, result)
-            except Exception as exc:  # a bug or the database: keep the rest of the batch going
+                if work is _send_one and (state.stopping or not lease.usable()):
+                    await _give_back(rt, row, owner, result)
+                else:
+                    await work(rt, row, result, owner, gate)
+            except Exception as exc:  # a bug: keep the rest of the batch going
                 log.exception("sms %s: dispatch failed", row["id"])
                 result.errors.append(type(exc).__name__)
+            finally:
+                lease.ids.discard(row["id"])
 
-    await asyncio.gather(*(guarded(r) for r in rows))
+        try:
+            await asyncio.gather(
+                *(guarded(r, _send_one) for r in sending),
+                *(guarded(r, _settle_one) for r in settling),
+            )
+        finally:
+            keeper.cancel()
     return result
 
 

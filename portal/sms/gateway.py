@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -21,6 +22,22 @@ class OutgoingSms:
 class Accepted:
     gateway_id: str
     status: str = "sent"  # what the gateway says it did
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What to ask the gateway about a message whose send may or may not have happened."""
+
+    reference: str
+    recipient: str  # E.164
+    since: datetime  # the message cannot have been created before
+    until: datetime  # nor after
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    gateway_id: str
+    status: str  # the gateway's status for the recipient ("sent", "delivered" ...)
 
 
 class TransientError(Exception):
@@ -43,6 +60,11 @@ class Gateway(Protocol):
         """Send one SMS; raise TransientError, PermanentError or UnknownOutcome."""
         ...
 
+    async def find(self, lookup: Lookup) -> Found | None:
+        """What the gateway has for this reference, recipient and time: Found, or None when
+        it has nothing (the message never left). TransientError when it cannot tell now."""
+        ...
+
 
 class DevInboxGateway:
     """Development: nothing leaves the machine; /dev/sms lists what would have been sent."""
@@ -51,3 +73,6 @@ class DevInboxGateway:
 
     async def send(self, sms: OutgoingSms) -> Accepted:
         return Accepted(gateway_id=f"dev-{sms.reference}", status="delivered")
+
+    async def find(self, lookup: Lookup) -> Found | None:
+        return None  # nothing ever left: a claim cut short sent nothing

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -116,6 +117,7 @@ def _wait_until_healthy(base_url: str, thread: threading.Thread, timeout: float 
 @pytest.fixture
 def live_server(db_url: str, fake_mb: FakeMessageBird) -> Iterator[LiveServer]:
     api_key = create_api_key_with_cli(db_url)
+    fake_mb.clock = lambda: datetime.now(UTC)  # MessageBird on the live server's wall clock
     sock = _listening_socket()
     host, port = sock.getsockname()[:2]
     base_url = f"http://{host}:{port}"

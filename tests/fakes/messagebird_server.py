@@ -25,6 +25,14 @@ What it mimics (only what a sender of SMS cares about):
   here on its own so that tests can hold the sender's bookkeeping against it
   (:func:`assert_sent_as_stored`).
 * ``GET /messages/<id>``: the stored Message resource (404 errors JSON, code 20, if unknown).
+* ``GET /messages``: the list, newest first, with MessageBird's filters: ``originator``,
+  ``recipient`` (digits), ``direction`` (``mt``; everything here is outgoing, so ``mo``
+  lists nothing), ``type``, ``status`` (a recipient's status), ``searchterm`` (in the body),
+  ``contact_id`` (never matches: there are no contacts here), ``from`` and ``until``
+  (RFC 3339, on ``createdDatetime``, both inclusive), ``limit`` (1-200, default 20) and
+  ``offset``. The answer is MessageBird's list object (``offset``, ``limit``, ``count``,
+  ``totalCount``, ``links``, ``items``). A bad filter value answers 422 (code 9).
+  ``createdDatetime`` comes from :attr:`clock` (the wall clock unless a test sets it).
 * Anything else: 404 (or 405 for a wrong method on ``/messages``) with errors JSON.
 
 How the SDK reacts (useful when writing tests): 401/404/405/422 bodies are parsed and raised as
@@ -32,10 +40,12 @@ How the SDK reacts (useful when writing tests): 401/404/405/422 bodies are parse
 ``HttpClient`` call ``raise_for_status()`` -> ``requests.HTTPError``; a client-side timeout
 surfaces as ``requests.Timeout``.
 
-Failure injection is consumed per ``POST /messages`` request: :meth:`fail_next` and
-:meth:`delay_next` keep independent counters, so one request can consume both (a *slow* 503).
-A delayed request that is otherwise valid is recorded as accepted *before* the delay starts,
-like a gateway that took the message but answered late.
+Failure injection is consumed per ``POST /messages`` request: :meth:`fail_next`,
+:meth:`delay_next` and :meth:`drop_next` keep independent counters, so one request can consume
+several (a *slow* 503). A delayed or dropped request that is otherwise valid is recorded as
+accepted *before* the delay starts or the connection is cut, like a gateway that took the
+message but answered late, or whose answer was lost. :meth:`fail_lookups` makes the next
+``GET /messages`` lists fail.
 
 Only the standard library is used for the server; ``requests`` is used by :meth:`send_report`.
 """
@@ -48,6 +58,7 @@ import json
 import secrets
 import threading
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -116,9 +127,17 @@ _ERROR_NOT_FOUND = {"code": 20, "description": "Not found", "parameter": None}
 _ERROR_BAD_REQUEST = {"code": 21, "description": "Bad request", "parameter": None}
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _rfc3339(at: datetime) -> str:
+    """A time the way MessageBird writes it: ``2024-05-03T14:26:57+00:00``."""
+    return at.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
 def _now_rfc3339() -> str:
-    """Current UTC time the way MessageBird writes it: ``2024-05-03T14:26:57+00:00``."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
+    return _rfc3339(_wall_clock())
 
 
 def _normalise_recipients(value: Any) -> list[str] | None:
@@ -240,7 +259,12 @@ class FakeMessageBird:
         self._server_errors: list[str] = []
         self._fail_queue: list[int] = []
         self._delay_queue: list[float] = []
+        self._drop_queue: list[bool] = []
+        self._lookup_fail_queue: list[int] = []
         self._rejected: set[str] = set()
+        # What "now" is for createdDatetime (and the list's from/until); tests on a manual
+        # clock set it to theirs.
+        self.clock: Callable[[], datetime] = _wall_clock
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -359,6 +383,21 @@ class FakeMessageBird:
         with self._lock:
             self._delay_queue.extend([float(seconds)] * n)
 
+    def drop_next(self, n: int = 1) -> None:
+        """The next ``n`` ``POST /messages`` are taken (recorded, when valid) and then the
+        connection is closed without an answer: the sender cannot know what happened."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        with self._lock:
+            self._drop_queue.extend([True] * n)
+
+    def fail_lookups(self, n: int = 1, *, status: int = 500) -> None:
+        """The next ``n`` ``GET /messages`` (lists) answer ``status`` with a plain body."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        with self._lock:
+            self._lookup_fail_queue.extend([status] * n)
+
     def reject_recipient(self, msisdn_digits: str) -> None:
         """Any message including this recipient gets 422 code 9 (a permanent failure)."""
         digits = str(msisdn_digits).strip().removeprefix("+")
@@ -366,6 +405,14 @@ class FakeMessageBird:
             raise ValueError(f"not an MSISDN in digits: {msisdn_digits!r}")
         with self._lock:
             self._rejected.add(digits)
+
+    def clear_injections(self) -> None:
+        """Forget the failures, delays and drops not consumed yet; keep everything else."""
+        with self._lock:
+            self._fail_queue.clear()
+            self._delay_queue.clear()
+            self._drop_queue.clear()
+            self._lookup_fail_queue.clear()
 
     def reset(self) -> None:
         """Forget messages, requests, pending failures/delays and rejected recipients."""
@@ -376,6 +423,8 @@ class FakeMessageBird:
             self._server_errors.clear()
             self._fail_queue.clear()
             self._delay_queue.clear()
+            self._drop_queue.clear()
+            self._lookup_fail_queue.clear()
             self._rejected.clear()
             self._changed.notify_all()
 
@@ -475,6 +524,9 @@ class FakeMessageBird:
             send(status, *args)
 
         segments = [s for s in path.split("/") if s]
+        if segments == ["messages"] and h.command == "GET":
+            self._list_messages(h, entry, answer)
+            return
         if segments == ["messages"]:
             if h.command != "POST":
                 error = {"code": 21, "description": "Method not allowed", "parameter": None}
@@ -496,6 +548,63 @@ class FakeMessageBird:
             return
         answer(404, h.send_errors, _ERROR_NOT_FOUND)
 
+    def _list_messages(self, h: _Handler, entry: dict[str, Any], answer: Any) -> None:
+        if not self._authorised(h):
+            answer(401, h.send_errors, _ERROR_BAD_KEY)
+            return
+        with self._lock:
+            fail_status = self._lookup_fail_queue.pop(0) if self._lookup_fail_queue else None
+        if fail_status is not None:
+            status, send, args = self._injected_failure(h, fail_status)
+            answer(status, send, *args)
+            return
+        query = {k: v[-1] for k, v in entry["query"].items()}
+        try:
+            limit = int(query.get("limit", 20))
+            offset = int(query.get("offset", 0))
+            since = datetime.fromisoformat(query["from"]) if "from" in query else None
+            until = datetime.fromisoformat(query["until"]) if "until" in query else None
+            if not 1 <= limit <= 200 or offset < 0:
+                raise ValueError("limit or offset")
+        except ValueError:
+            answer(422, h.send_errors, {"code": 9, "description": "bad filter", "parameter": None})
+            return
+        with self._lock:
+            resources = copy.deepcopy(list(self._resources.values()))
+
+        def matches(resource: dict[str, Any]) -> bool:
+            created = datetime.fromisoformat(resource["createdDatetime"])
+            items = resource["recipients"]["items"]
+            return (
+                query.get("direction", "mt") == "mt"
+                and query.get("originator", resource["originator"]) == resource["originator"]
+                and query.get("type", resource["type"]) == resource["type"]
+                and "contact_id" not in query
+                and query.get("searchterm", "") in resource["body"]
+                and (
+                    "recipient" not in query
+                    or any(str(i["recipient"]) == query["recipient"] for i in items)
+                )
+                and ("status" not in query or any(i["status"] == query["status"] for i in items))
+                and (since is None or created >= since)
+                and (until is None or created <= until)
+            )
+
+        found = [r for r in reversed(resources) if matches(r)]
+        page = found[offset : offset + limit]
+        answer(
+            200,
+            h.send_json,
+            {
+                "offset": offset,
+                "limit": limit,
+                "count": len(page),
+                "totalCount": len(found),
+                "links": {"first": None, "previous": None, "next": None, "last": None},
+                "items": page,
+            },
+        )
+
     def _authorised(self, h: _Handler) -> bool:
         return h.headers.get("Authorization", "") == f"AccessKey {self.access_key}"
 
@@ -510,6 +619,7 @@ class FakeMessageBird:
         with self._lock:
             fail_status = self._fail_queue.pop(0) if self._fail_queue else None
             delay = self._delay_queue.pop(0) if self._delay_queue else 0.0
+            drop = self._drop_queue.pop(0) if self._drop_queue else False
 
         outcome: tuple[int, Any, tuple[Any, ...]]
         accepted: dict[str, Any] | None = None
@@ -543,6 +653,8 @@ class FakeMessageBird:
 
         if delay > 0 and self._stopping.wait(delay):
             return  # stopped while "processing": close the connection without an answer
+        if drop:
+            return  # the answer is lost: the connection closes without one
         status, send, args = outcome
         answer(status, send, *args)
 
@@ -592,7 +704,7 @@ class FakeMessageBird:
     def _resource(
         self, message_id: str, payload: dict[str, Any], recipients: list[str]
     ) -> dict[str, Any]:
-        now = _now_rfc3339()
+        now = _rfc3339(self.clock())
         scheduled = payload.get("scheduledDatetime") or None
         recipient_status = "scheduled" if scheduled else "sent"
         _, parts = carriage(payload["body"], payload.get("datacoding") or "plain")

@@ -123,7 +123,7 @@ async def test_a_timed_out_send_waits_for_a_delivery_report_instead_of_sending_t
     result = await messaging.dispatch_due(rt)
     assert result.unknown == 1
     row = await only_message()
-    assert row["status"] == SmsStatus.UNKNOWN
+    assert row["status"] == SmsStatus.SETTLING
     clock.advance(minutes=5)
     assert (await messaging.dispatch_due(rt)).claimed == 0
     # MessageBird's report vouches for it: it is never sent again.
@@ -141,27 +141,16 @@ async def test_a_timed_out_send_waits_for_a_delivery_report_instead_of_sending_t
     assert final["gateway_id"] == accepted["id"]
 
 
-async def test_a_timed_out_send_with_no_report_is_sent_again_after_the_grace_period(
+async def test_a_timed_out_send_messagebird_did_not_take_is_sent_once_it_is_looked_up(
     rt, fake_mb, clock
 ):
     await create_order(rt, order("O-8"))
     fake_mb.fail_next(1, status=503)  # stands in for a request that never arrived
     fake_mb.delay_next(1, seconds=2.5)
     await messaging.dispatch_due(rt)
-    assert (await only_message())["status"] == SmsStatus.UNKNOWN
-    clock.advance(seconds=rt.settings.sms_unknown_grace_seconds)
-    assert (await messaging.dispatch_due(rt)).sent == 1
-    assert len(fake_mb.messages) == 1
-
-
-async def test_a_process_that_died_mid_send_gets_its_message_back_after_the_grace_period(
-    rt, fake_mb, clock
-):
-    await create_order(rt, order("O-9"))
-    claimed = await messaging._claim(rt, clock.now(), 10)  # claimed, then the process "dies"
-    assert len(claimed) == 1
-    assert (await messaging.dispatch_due(rt)).claimed == 0
-    clock.advance(seconds=rt.settings.sms_unknown_grace_seconds)
+    assert (await only_message())["status"] == SmsStatus.SETTLING
+    clock.advance(seconds=rt.settings.sms_send_timeout + 5)
+    assert (await messaging.dispatch_due(rt)).requeued == 1  # MessageBird has no such text
     assert (await messaging.dispatch_due(rt)).sent == 1
     assert len(fake_mb.messages) == 1
 

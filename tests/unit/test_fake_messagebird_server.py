@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -15,6 +16,8 @@ from messagebird.http_client import HttpClient, ResponseFormat
 from messagebird.message import Message
 from messagebird.serde import json_serialize
 
+from portal.sms.gateway import Lookup, TransientError
+from portal.sms.messagebird import MessageBirdGateway
 from tests.fakes.messagebird_server import FakeMessageBird
 
 KEY = "test_key"
@@ -269,3 +272,57 @@ def test_reset_forgets_messages_requests_and_pending_failures(fake: FakeMessageB
     assert fake.messages == [] and fake.requests == []
     sdk_client(fake).message_create("Portal", RECIPIENT, "Hello")
     assert len(fake.messages) == 1
+
+
+# ----------------------------------------------------------------- listing with filters
+
+
+def test_the_list_answers_messagebirds_filters_through_the_sdk(fake: FakeMessageBird) -> None:
+    moments = iter(datetime(2026, 12, 2, 10, m, tzinfo=UTC) for m in (0, 5, 10))
+    fake.clock = lambda: next(moments)
+    client = sdk_client(fake)
+    for recipient, reference in (("31600000001", "1"), ("31600000002", "2"), ("31600000001", "3")):
+        client.message_create("Portal", recipient, f"hello {reference}", {"reference": reference})
+
+    def listed(**params: Any) -> list[str]:
+        answer = client.request("messages", "GET", params)
+        assert answer["count"] == len(answer["items"]) <= answer["totalCount"]
+        return [item["reference"] for item in answer["items"]]
+
+    assert listed() == ["3", "2", "1"]  # newest first
+    assert listed(recipient="31600000001") == ["3", "1"]
+    assert listed(recipient="31600000001", until="2026-12-02T10:05:00+00:00") == ["1"]
+    assert listed(**{"from": "2026-12-02T10:05:00+00:00"}) == ["3", "2"]
+    assert listed(direction="mo") == []
+    assert listed(searchterm="hello 2") == ["2"]
+    assert listed(limit=1, offset=1) == ["2"]
+    assert listed(status="sent", originator="Portal") == ["3", "2", "1"]
+    with pytest.raises(ErrorException):
+        listed(limit=0)
+    fake.fail_lookups(1, status=503)
+    with pytest.raises(requests.HTTPError):
+        listed()
+
+
+async def test_the_gateway_finds_a_text_by_reference_recipient_and_time(
+    fake: FakeMessageBird,
+) -> None:
+    now = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    fake.clock = lambda: now
+    gateway = MessageBirdGateway(
+        KEY, endpoint=fake.base_url, originator="Portal", report_url="http://x/r", timeout=2
+    )
+    client = sdk_client(fake)
+    for reference in ("7", "8"):
+        client.message_create("Portal", "31600000001", "hi", {"reference": reference})
+    window = {"since": now - timedelta(minutes=5), "until": now + timedelta(minutes=5)}
+    found = await gateway.find(Lookup("8", "+31600000001", **window))
+    assert found is not None and found.gateway_id == fake.messages[1]["id"]
+    assert found.status == "sent"
+    assert await gateway.find(Lookup("9", "+31600000001", **window)) is None
+    assert await gateway.find(Lookup("8", "+31600000002", **window)) is None
+    later = {"since": now + timedelta(hours=1), "until": now + timedelta(hours=2)}
+    assert await gateway.find(Lookup("8", "+31600000001", **later)) is None
+    fake.fail_lookups(1, status=500)
+    with pytest.raises(TransientError):
+        await gateway.find(Lookup("8", "+31600000001", **window))

@@ -68,13 +68,19 @@ def test_a_message_transition_succeeds_exactly_when_the_table_lists_it(
             transition(current, target)
 
 
-def test_the_send_path_is_queued_sending_then_sent_or_unknown() -> None:
+def test_the_send_path_is_queued_sending_then_sent_or_settling() -> None:
     assert can_transition(T.QUEUED, T.SENDING)
     assert can_transition(T.SENDING, T.SENT)
-    assert can_transition(T.SENDING, T.UNKNOWN)
+    assert can_transition(T.SENDING, T.SETTLING)  # maybe sent, or its sender died
     assert can_transition(T.SENDING, T.QUEUED)  # a transient error: retry later
-    assert can_transition(T.UNKNOWN, T.SENDING)  # no report within the grace period: again
-    assert can_transition(T.SENDING, T.SENDING)  # the sender died: claimed again
+    assert can_transition(T.SETTLING, T.SENT)  # MessageBird has it
+    assert can_transition(T.SETTLING, T.QUEUED)  # MessageBird has nothing: it never left
+    assert can_transition(T.SETTLING, T.UNKNOWN)  # could not be found out
+    # Never sent blind: only a queued text is sent, and nothing leads back from unknown.
+    assert not can_transition(T.SETTLING, T.SENDING)
+    assert not can_transition(T.SENDING, T.SENDING)
+    assert not can_transition(T.UNKNOWN, T.SENDING)
+    assert not can_transition(T.UNKNOWN, T.QUEUED)
     assert not can_transition(T.SENT, T.SENDING)  # sent at most once
     assert not can_transition(T.SENT, T.QUEUED)
 

@@ -358,3 +358,18 @@ async def test_the_counter_shows_no_warning_while_texts_arrive(client, ready_pic
     assert (await sign_in(client, "anna.rossi", CLERK_PASSWORD)).status_code == 303
     home = (await client.get("/clerk/")).text
     assert "SMS not delivered" not in home
+
+
+async def test_a_ready_text_of_unknown_outcome_shows_at_the_counter_as_unknown(
+    client, rt, ready_pickup, clock
+):
+    ready = (await answers("ready_for_pickup"))[0]
+    # What the dispatcher writes once a text's send could not be settled in time.
+    await SmsMessage.update(
+        {SmsMessage.status: "unknown", SmsMessage.status_at: clock.now()}
+    ).where(SmsMessage.id == ready["id"])
+    assert (await sign_in(client, "anna.rossi", CLERK_PASSWORD)).status_code == 303
+    home = (await client.get("/clerk/")).text
+    assert "SMS not delivered — call the customer" in home
+    assert "Not known whether it was sent" in home
+    assert ready_pickup["external_id"] in home

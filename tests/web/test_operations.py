@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from portal.app import create_app
+from portal.db.tables import SmsMessage
 from portal.demo import DEMO_ORDERS
 from portal.services import messaging
 from portal.settings import Settings, SettingsError
@@ -63,8 +64,34 @@ async def test_the_dev_inbox_lists_sent_sms_newest_first_with_working_links(
     assert "DEV-2" in page.text
 
 
+async def test_the_dev_inbox_says_when_a_text_is_unknown_or_being_settled(
+    dev_client, rt, api_key, clock
+):
+    auth = {"Authorization": f"Bearer {api_key}"}
+    await create_order(dev_client, auth, external_id="DEV-3")
+    await create_order(dev_client, auth, external_id="DEV-4")
+    await messaging._claim(rt, clock.now(), 1, messaging.DispatchResult(), "dead-dispatcher")
+    clock.advance(seconds=rt.settings.sms_lease_seconds)
+    await messaging.dispatch_due(rt)  # DEV-3's text, claimed by a dead dispatcher: taken over
+    html = (await dev_client.get("/dev/sms")).text
+    assert "Settling: the send's outcome is being found out" in html
+    # What a text that could not be settled in time is written as.
+    await SmsMessage.update({SmsMessage.status: "unknown"}).where(SmsMessage.status == "settling")
+    html = (await dev_client.get("/dev/sms")).text
+    assert "Unknown: it may or may not have reached the phone" in html
+    assert "it is never sent again" in html
+
+
 async def test_the_dev_inbox_is_hidden_when_messagebird_is_configured(client):
     assert (await client.get("/dev/sms")).status_code == 404
+
+
+def test_the_settle_period_of_texts_in_doubt_is_read_and_checked():
+    assert Settings.from_env({}).sms_settle_minutes == 30
+    assert Settings.from_env({"PORTAL_SMS_SETTLE_MINUTES": "45"}).sms_settle_minutes == 45
+    for wrong in ("0", "1441", "half an hour"):
+        with pytest.raises(SettingsError, match="PORTAL_SMS_SETTLE_MINUTES"):
+            Settings.from_env({"PORTAL_SMS_SETTLE_MINUTES": wrong})
 
 
 def test_production_refuses_the_development_secret_and_plain_http():
