@@ -14,6 +14,7 @@ database there (its lifespan).
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
@@ -120,6 +121,8 @@ def _settings(path: Path) -> Settings:
 # the app opens no database.
 _DOCUMENT = create_app(_settings(Path("unused.db")), run_scheduler=False).openapi_schema
 schema = schemathesis.openapi.from_dict(msgspec.to_builtins(_DOCUMENT.to_schema()))
+# The same cases on every run (another seed explores others: run it by hand now and then).
+schema.config.seed = 18
 
 
 # The API key of the seeded app. Schemathesis signs each case with it, and knows to leave it
@@ -158,3 +161,38 @@ def test_every_answer_of_the_shop_api_is_the_one_its_schema_declares(
     if case.headers and case.headers.get("Authorization") == _STAND_IN:
         case.headers["Authorization"] = f"Bearer {_API_KEY['key']}"
     case.call_and_validate(app=seeded_app, checks=CHECKS)
+
+
+async def test_every_api_route_is_in_the_schema_with_its_answers(app: Litestar, client) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    declared = {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    }
+    routes = {
+        (method, re.sub(r":\w+}", "}", route.path))
+        for route in app.routes
+        if route.path.startswith("/api/")
+        for method in route.methods
+        if method not in ("OPTIONS", "HEAD")
+    }
+    assert routes == declared  # the API, all of it, and nothing else (no pages)
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            answers = operation["responses"]
+            success = [code for code in answers if code.startswith("2")]
+            assert success, (method, path)
+            for code, answer in answers.items():
+                assert "schema" in answer["content"]["application/json"], (method, path, code)
+            error = answers["404" if "404" in answers else "400"]["content"]["application/json"]
+            assert error["schema"] == {"$ref": "#/components/schemas/ErrorOut"}
+    assert set(document["components"]["schemas"]["ErrorOut"]["properties"]) == {
+        "status_code",
+        "detail",
+        "field",
+    }
+
+
+async def test_options_names_every_method_of_a_path(client, auth) -> None:
+    answer = await client.options("/api/v1/refunds/1", headers=auth)
+    assert answer.status_code == 204
+    assert set(answer.headers["allow"].split(", ")) == {"GET", "OPTIONS", "PATCH"}
