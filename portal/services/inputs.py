@@ -140,7 +140,10 @@ class LabelIn(Struct, forbid_unknown_fields=True):
 
 
 class ReasonIn(Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, Meta(max_length=300)] | None = None
+    reason: (
+        Annotated[str, Meta(max_length=300, description="why: the shopper reads it (422 without)")]
+        | None
+    ) = None
 
 
 class VerdictIn(Struct, forbid_unknown_fields=True):
