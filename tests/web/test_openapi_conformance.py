@@ -56,8 +56,9 @@ CHECKS = [
 
 async def _seed(app: Litestar) -> str:
     """Real data through the API and the services a shopper's page calls; returns an API key.
-    The ids match the examples the schema gives (WEB-1001, MI01) and the first rows (1).
-    The shop decides delivery changes and approves returns, so both wait for the API."""
+    The ids match the examples the schema gives (MI01; WEB-1001, in transit, takes the
+    example event) and the first rows (1): a delivery change of WEB-1001, a return and a
+    refund of WEB-1002 (delivered), all waiting for the shop, which decides each one."""
     rt: Runtime = app.state.rt
     db.bind(rt.engine)
     await db.start(rt.engine)
@@ -86,22 +87,22 @@ async def _seed(app: Litestar) -> str:
                     f"/api/v1/orders/{external_id}/events",
                     {"type": "shipped", "shipment": shipment},
                 )
-            await call("POST", "/api/v1/orders/WEB-1001/events", {"type": "delivered"})
+            await call("POST", "/api/v1/orders/WEB-1002/events", {"type": "delivered"})
             await call(
-                "POST", "/api/v1/orders/WEB-1001/refunds", {"amount": "1.00", "reason": "goodwill"}
+                "POST", "/api/v1/orders/WEB-1002/refunds", {"amount": "1.00", "reason": "goodwill"}
             )
         # What shoppers do on their page: a change the shop decides, a return it approves.
         manual = rt.settings.with_(delivery_changes="manual", return_approval="manual")
         object.__setattr__(rt, "settings", manual)
         ids = {r["external_id"]: r["id"] for r in await Order.select(Order.id, Order.external_id)}
-        parcel = await Shipment.select(Shipment.id).where(Shipment.order == ids["WEB-1002"]).first()
+        parcel = await Shipment.select(Shipment.id).where(Shipment.order == ids["WEB-1001"]).first()
         assert parcel is not None
         await delivery.set_instructions(
-            rt, ids["WEB-1002"], parcel["id"], safe_place="porch", neighbour=None, note=None
+            rt, ids["WEB-1001"], parcel["id"], safe_place="porch", neighbour=None, note=None
         )
-        lines = await returns.order_lines(ids["WEB-1001"])
+        lines = await returns.order_lines(ids["WEB-1002"])
         picks = [returns.PickIn(line_id, "1", "too_small") for line_id in lines]
-        await returns.start_return(rt, ids["WEB-1001"], picks, "courier")
+        await returns.start_return(rt, ids["WEB-1002"], picks, "courier")
         return key
     finally:
         await db.stop(rt.engine)

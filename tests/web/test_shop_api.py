@@ -63,6 +63,9 @@ async def test_racing_twins_of_one_order_make_exactly_one_order(client, auth):
         (lambda b: b["lines"][1].update(unit_price="-1.00"), 400, "lines[1].unit_price"),
         (lambda b: b["lines"][1].update(unit_price="1.999"), 422, "lines[1].unit_price"),
         (lambda b: b.update(lines=[]), 400, "lines"),
+        # Types as the schema states them: no number for a date, no string for a number.
+        (lambda b: b["lines"][0].update(quantity="2"), 400, "lines[0].quantity"),
+        (lambda b: b.update(placed_at=0), 400, "placed_at"),
         (lambda b: b["customer"].update(phone="123"), 422, "customer.phone"),
         (lambda b: b["customer"].update(phone="not a phone"), 400, "customer.phone"),
         (lambda b: b.update(currency="XYZ"), 422, "currency"),
