@@ -88,19 +88,37 @@ async def require_api_key(
     connection.scope["state"]["api_client"] = name
 
 
+def _whole_numbers(value: Any) -> Any:
+    """`value` with each float that is a whole number (2.0) as an int: JSON Schema's
+    `integer` takes 2.0, and so does the API. A loop, not recursion: any depth is safe."""
+    root = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        holder, key = stack.pop()
+        item = holder[key]
+        if isinstance(item, float) and item.is_integer():
+            holder[key] = int(item)
+        elif isinstance(item, list):
+            stack.extend((item, i) for i in range(len(item)))
+        elif isinstance(item, dict):
+            stack.extend((item, k) for k in item)
+    return root[0]
+
+
 async def strict_body(request: Request[Any, Any, Any]) -> None:
     """Litestar converts a JSON body to its type leniently (the string "2" for a quantity, the
-    number 0 for a date); the schema promises types, so the body is first decoded strictly
-    (a wrong type: 400 naming the field). Litestar still answers an empty or malformed body."""
+    number 0 for a date); the schema promises types, so the body is first checked strictly
+    (a wrong type: 400 naming the field). An empty, malformed or too deeply nested body is
+    left to Litestar's own decoding and its answer."""
     field = request.route_handler.parsed_data_field
     raw = await request.body() if field is not None else b""
     if field is None or not raw:
         return
     try:
-        msgspec.json.decode(raw, type=field.annotation)
+        msgspec.convert(_whole_numbers(msgspec.json.decode(raw)), field.annotation)
     except msgspec.ValidationError as exc:
         raise ValidationException(str(exc), extra=[{"message": str(exc), "key": "body"}]) from exc
-    except (msgspec.DecodeError, TypeError):  # not JSON, or a type msgspec cannot decode alone
+    except (msgspec.DecodeError, RecursionError, TypeError):
         return
 
 

@@ -91,6 +91,14 @@ async def test_bad_orders_are_refused_with_the_field_named_and_nothing_written(
     assert await counts() == (0, 0, 0)
 
 
+async def test_a_whole_number_may_be_written_as_a_float(client, auth):
+    # JSON Schema's integer takes 2.0; so does the API (its types are checked strictly).
+    body = order_payload()
+    body["lines"][0]["quantity"] = 2.0
+    response = await client.post("/api/v1/orders", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+
+
 async def test_malformed_json_gets_a_clear_400(client, auth):
     response = await client.post(
         "/api/v1/orders",
