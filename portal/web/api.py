@@ -10,7 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Example
-from litestar.params import Body, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter
 from msgspec import Meta, Struct
 
 from portal.domain.order import OrderStatus
@@ -19,26 +19,26 @@ from portal.services import api_keys, delivery, orders, returns, stores
 from portal.services.inputs import (
     CODE_PATTERN,
     EXTERNAL_ID_PATTERN,
-    EventIn,
     InspectIn,
     LabelIn,
-    OrderIn,
     ReasonIn,
-    RefundIn,
     RefundPatchIn,
-    StoreIn,
 )
 from portal.web.api_schemas import (
     ChangeOut,
     ChangesOut,
+    EventBody,
     EventOut,
     OptionalBody,
+    OrderBody,
     OrderOut,
     OrderReceiptOut,
+    RefundBody,
     RefundOut,
     ReturnOut,
     ReturnsOut,
     RevokedOut,
+    StoreBody,
     StoreOut,
     answer,
     errors,
@@ -120,59 +120,6 @@ async def strict_body(request: Request[Any, Any, Any]) -> None:
         raise ValidationException(str(exc), extra=[{"message": str(exc), "key": "body"}]) from exc
     except (msgspec.DecodeError, RecursionError, TypeError):
         return
-
-
-# Example bodies the schema shows (the README's); schemathesis sends them too.
-_ADDRESS = {"line1": "Via Torino 21", "city": "Milano", "postcode": "20123", "country": "IT"}
-StoreBody = Annotated[
-    StoreIn,
-    Body(
-        examples=[
-            Example(
-                value={
-                    "name": "Milano Centro",
-                    "timezone": "Europe/Rome",
-                    "address": _ADDRESS,
-                    "opening_hours": {"mon": ["09:30-13:00", "15:00-19:30"]},
-                }
-            )
-        ]
-    ),
-]
-OrderBody = Annotated[
-    OrderIn,
-    Body(
-        examples=[
-            Example(
-                value={
-                    "external_id": "100234",
-                    "currency": "EUR",
-                    "customer": {"name": "Giulia Bianchi", "phone": "347 123 4567"},
-                    "fulfilment": {"method": "delivery", "address": _ADDRESS},
-                    "lines": [
-                        {"sku": "TSHIRT-M", "name": "T-shirt", "quantity": 2, "unit_price": "19.90"}
-                    ],
-                }
-            )
-        ]
-    ),
-]
-EventBody = Annotated[
-    EventIn,
-    Body(
-        examples=[
-            Example(
-                value={
-                    "type": "shipped",
-                    "shipment": {"tracking_number": "BRT123", "carrier": "BRT"},
-                }
-            )
-        ]
-    ),
-]
-RefundBody = Annotated[
-    RefundIn, Body(examples=[Example(value={"amount": "10.00", "reason": "goodwill"})])
-]
 
 
 class DecisionIn(Struct, forbid_unknown_fields=True):
