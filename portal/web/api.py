@@ -117,7 +117,13 @@ async def strict_body(request: Request[Any, Any, Any]) -> None:
     try:
         msgspec.convert(_whole_numbers(msgspec.json.decode(raw)), field.annotation)
     except msgspec.ValidationError as exc:
-        raise ValidationException(str(exc), extra=[{"message": str(exc), "key": "body"}]) from exc
+        # The shape of Litestar's own body errors, so that one handler answers both.
+        message, _, at = str(exc).partition(" - at `$")
+        key = at.rstrip("`").lstrip(".") or "data"
+        raise ValidationException(
+            f"Validation failed for {request.method} {request.url.path}",
+            extra=[{"message": message, "key": key, "source": "body"}],
+        ) from exc
     except (msgspec.DecodeError, RecursionError, TypeError):
         return
 
