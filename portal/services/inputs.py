@@ -18,7 +18,7 @@ from portal.domain.refunds import RefundReason, RefundStatus
 def whole(pattern: str) -> str:
     """A pattern the whole string must match, the same for msgspec (Python's `re.search`,
     whose `$` also matches before a final newline) and for the JSON Schema that states it."""
-    return f"^(?:{pattern})(?!\n)$"
+    return f"^(?:{pattern})(?!\\n)$"
 
 
 # The schema states these rules (OpenAPI at /schema) and decoding checks them (400); what
