@@ -76,6 +76,8 @@ async def test_racing_twins_of_one_order_make_exactly_one_order(client, auth):
         ),
         (lambda b: b.update(fulfilment={"method": "drone"}), 400, "fulfilment"),
         (lambda b: b.update(external_id="has spaces"), 400, "external_id"),
+        # Python's `$` also matches before a final newline: the patterns must not.
+        (lambda b: b.update(external_id="WEB-1\n"), 400, "external_id"),
     ],
 )
 async def test_bad_orders_are_refused_with_the_field_named_and_nothing_written(
