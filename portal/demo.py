@@ -4,6 +4,7 @@ what exists, replaces the demo API key and prints the links."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from portal.db.tables import StaffUser
 from portal.runtime import Runtime
@@ -17,6 +18,7 @@ from portal.services.inputs import (
     OrderIn,
     PickupIn,
     ShipmentIn,
+    ShopEventType,
     StoreIn,
 )
 
@@ -121,7 +123,9 @@ async def seed_demo(rt: Runtime) -> None:
                     if event == "shipped"
                     else None
                 )
-                await orders.record_event(rt, external_id, EventIn(type=event, shipment=shipment))
+                await orders.record_event(
+                    rt, external_id, EventIn(type=cast(ShopEventType, event), shipment=shipment)
+                )
         links[external_id] = (receipt.tracking_url, events[-1] if events else "placed")
     await api_keys.revoke_api_key(rt, "demo")
     key = await api_keys.create_api_key(rt, "demo")

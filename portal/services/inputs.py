@@ -11,9 +11,32 @@ Every string goes through the text rule (portal.domain.text) before it is decode
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
+
+from portal.domain.refunds import RefundReason, RefundStatus
+
+
+def whole(pattern: str) -> str:
+    """A pattern the whole string must match, the same for msgspec (Python's `re.search`,
+    whose `$` also matches before a final newline) and for the JSON Schema that states it."""
+    return f"^(?:{pattern})(?!\\n)$"
+
+
+# The schema states these rules (OpenAPI at /schema) and decoding checks them (400); what
+# needs more than a pattern (a real phone number, a known currency or zone) answers 422.
+CODE_PATTERN = whole(r"[A-Za-z0-9_.-]+")
+EXTERNAL_ID_PATTERN = whole(r"[A-Za-z0-9_.:-]+")
+# Digits with spaces, brackets, dots, dashes or slashes; an optional leading "+".
+PHONE_PATTERN = whole(r"\+?[ ()./-]*[0-9][0-9 ()./-]*")
+# An IANA time zone name such as Europe/Rome or America/Argentina/Buenos_Aires.
+TIMEZONE_PATTERN = whole(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}")
+POSTCODE_PATTERN = whole(r"[A-Za-z0-9][A-Za-z0-9 -]*")
+CURRENCY_PATTERN = whole(r"[A-Za-z]{3}")
+# A decimal string ("19.90"): no sign, no exponent, up to 4 decimals (fewer for most
+# currencies: 422).
+DECIMAL_PATTERN = whole(r"[0-9]{1,9}(\.[0-9]{1,4})?")
 
 # A text field that may hold line breaks (portal.web.bodies reads this marker).
 MULTILINE = {"multiline": True}
@@ -29,17 +52,33 @@ EtaText = Annotated[
         extra_json_schema={"anyOf": [{"format": "date"}, {"format": "date-time"}]},
     ),
 ]
+
 Text120 = Annotated[str, Meta(min_length=1, max_length=120)]
 Text200 = Annotated[str, Meta(min_length=1, max_length=200)]
-Code = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
-ExternalId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Code = Annotated[str, Meta(min_length=1, max_length=32, pattern=CODE_PATTERN)]
+ExternalId = Annotated[str, Meta(min_length=1, max_length=64, pattern=EXTERNAL_ID_PATTERN)]
+Phone = Annotated[
+    str, Meta(min_length=3, max_length=32, pattern=PHONE_PATTERN, examples=["+39 347 123 4567"])
+]
+Amount = Annotated[str, Meta(min_length=1, max_length=14, pattern=DECIMAL_PATTERN)]
+# The types of event a shop may post (portal.domain.order.SHOP_EVENTS).
+ShopEventType = Literal[
+    "arrived_in_store",
+    "backordered",
+    "cancelled",
+    "delivered",
+    "delivery_failed",
+    "out_for_delivery",
+    "packed",
+    "shipped",
+]
 
 
 class AddressIn(Struct, forbid_unknown_fields=True):
     line1: Text200
     city: Text120
-    postcode: Annotated[str, Meta(min_length=1, max_length=16)]
-    country: Annotated[str, Meta(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")]
+    postcode: Annotated[str, Meta(min_length=1, max_length=16, pattern=POSTCODE_PATTERN)]
+    country: Annotated[str, Meta(min_length=2, max_length=2, pattern=whole(r"[A-Za-z]{2}"))]
     line2: Annotated[str, Meta(max_length=200)] | None = None
     name: Annotated[str, Meta(max_length=120)] | None = None
     region: Annotated[str, Meta(max_length=64)] | None = None
@@ -47,7 +86,7 @@ class AddressIn(Struct, forbid_unknown_fields=True):
 
 class CustomerIn(Struct, forbid_unknown_fields=True):
     name: Text120
-    phone: Annotated[str, Meta(min_length=3, max_length=32)]
+    phone: Phone
     email: Annotated[str, Meta(max_length=254)] | None = None
     locale: Annotated[str, Meta(max_length=16)] | None = None
 
@@ -64,7 +103,7 @@ class LineIn(Struct, forbid_unknown_fields=True):
     sku: Annotated[str, Meta(min_length=1, max_length=64)]
     name: Text200
     quantity: Annotated[int, Meta(ge=1, le=10_000)]
-    unit_price: Annotated[str, Meta(min_length=1, max_length=16)]
+    unit_price: Amount
     # False for what cannot be sent back (hygiene products, made to measure ...).
     returnable: bool = True
 
@@ -74,7 +113,7 @@ class OrderIn(Struct, forbid_unknown_fields=True):
     customer: CustomerIn
     fulfilment: DeliveryIn | PickupIn
     lines: Annotated[list[LineIn], Meta(min_length=1, max_length=200)]
-    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    currency: Annotated[str, Meta(min_length=3, max_length=3, pattern=CURRENCY_PATTERN)]
     placed_at: datetime | None = None
 
 
@@ -87,20 +126,22 @@ class ShipmentIn(Struct, forbid_unknown_fields=True):
 
 
 class EventIn(Struct, forbid_unknown_fields=True):
-    type: Annotated[str, Meta(min_length=1, max_length=32)]
+    type: ShopEventType
     occurred_at: datetime | None = None
     shipment: ShipmentIn | None = None
     note: Note500 | None = None
 
 
-OpeningHours = dict[str, list[Annotated[str, Meta(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")]]]
+OpeningHours = dict[
+    str, list[Annotated[str, Meta(pattern=whole(r"[0-9]{2}:[0-9]{2}-[0-9]{2}:[0-9]{2}"))]]
+]
 
 
 class StoreIn(Struct, forbid_unknown_fields=True):
     name: Text120
     address: AddressIn
-    timezone: Annotated[str, Meta(min_length=1, max_length=64)]
-    phone: Annotated[str, Meta(max_length=32)] | None = None
+    timezone: Annotated[str, Meta(min_length=1, max_length=64, pattern=TIMEZONE_PATTERN)]
+    phone: Phone | None = None
     opening_hours: OpeningHours | None = None
     # Click-and-collect: days a ready order is held; days before the first reminder.
     pickup_hold_days: Annotated[int, Meta(ge=1, le=60)] = 7
@@ -117,7 +158,17 @@ class LabelIn(Struct, forbid_unknown_fields=True):
 
 
 class ReasonIn(Struct, forbid_unknown_fields=True):
-    reason: Reason300 | None = None
+    reason: (
+        Annotated[
+            str,
+            Meta(
+                max_length=300,
+                extra=MULTILINE,
+                description="why: the shopper reads it (422 without)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class VerdictIn(Struct, forbid_unknown_fields=True):
@@ -131,12 +182,12 @@ class InspectIn(Struct, forbid_unknown_fields=True):
 
 
 class RefundIn(Struct, forbid_unknown_fields=True):
-    amount: Annotated[str, Meta(min_length=1, max_length=16)]
-    reason: Annotated[str, Meta(min_length=1, max_length=32)] = "other"
+    amount: Amount
+    reason: RefundReason = RefundReason.OTHER
     return_id: Annotated[int, Meta(ge=1, le=2**31 - 1)] | None = None
 
 
 class RefundPatchIn(Struct, forbid_unknown_fields=True):
-    status: Annotated[str, Meta(min_length=1, max_length=16)]
+    status: RefundStatus
     # Shown to the shopper when a refund failed: what happens next.
     reason: Reason300 | None = None

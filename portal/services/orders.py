@@ -950,10 +950,14 @@ async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
     )
     zone = page_zone(order["store_zone"], order["customer_zone"], order["phone"])
     for s in shipments:
-        # A day alone comes back as the day the shop gave.
-        eta = dates.shown(s["eta"]) if s["eta_date_only"] else None
-        if eta is not None:
+        # RFC 3339 in UTC; a day alone comes back as the day the shop gave.
+        eta = dates.shown(s["eta"])
+        if eta is None:
+            s["eta"] = None
+        elif s["eta_date_only"]:
             s["eta"] = eta.astimezone(ZoneInfo(zone)).date().isoformat()
+        else:
+            s["eta"] = eta.isoformat().replace("+00:00", "Z")
     by_id = {s["id"]: s["tracking_number"] for s in shipments}
     events = (
         await OrderEvent.select(

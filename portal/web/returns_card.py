@@ -103,6 +103,7 @@ def _picks(form: dict[str, str]) -> list[returns.PickIn]:
 
 class ReturnsController(Controller):
     path = "/t"
+    include_in_schema = False  # pages, not the shop API (/schema)
 
     async def _view(
         self, request: Request[Any, Any, Any], rt: RT, token: str

@@ -57,6 +57,7 @@ LANGUAGES = tuple((code, NATIVE_NAMES[code]) for code in PAGE_LOCALES)
 
 class ShopperController(Controller):
     path = "/t"
+    include_in_schema = False  # pages, not the shop API (/schema)
 
     async def _resolve(
         self, request: Request[Any, Any, Any], lookup: Coroutine[Any, Any, T | None]
