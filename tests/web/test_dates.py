@@ -83,7 +83,7 @@ async def test_dates_outside_the_window_are_refused_naming_the_field(client, aut
     days = ["2026-11-26", "2026-11-27", "0001-01-01"]
     refused = await shipped(client, auth, external_id, delivery_days=days)
     assert (refused.status_code, refused.json()["field"]) == (422, "shipment.delivery_days[2]")
-    for eta in ("soon", "2026-02-30"):
+    for eta in ("soon", "2026-02-30", "2026-W49-6"):  # not YYYY-MM-DD, though ISO 8601
         malformed = await shipped(client, auth, external_id, eta=eta)
         assert (malformed.status_code, malformed.json()["field"]) == (400, "shipment.eta")
     assert await OrderEvent.count() == 1  # "placed" alone
