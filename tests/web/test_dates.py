@@ -151,7 +151,7 @@ async def test_dates_already_stored_that_no_page_can_show_leave_page_and_poll_wo
         {
             Shipment.eta: year_1,
             Shipment.delivery_days: ["0001-01-01", "2026-11-27", "not a day"],
-            Shipment.delivery_day: "9999-12-31",
+            Shipment.delivery_day: "31/12/9999",  # text: a hand may write anything
         },
         force=True,
     )
@@ -164,6 +164,16 @@ async def test_dates_already_stored_that_no_page_can_show_leave_page_and_poll_wo
     assert "BRT0001" in page and "Shipped" in page and "Shipped" in poll
     assert "Placed" not in page  # the placing time cannot be shown; the rest is
     assert "Nov 27" in page  # the offered day that can be, offered
+    detail = await client.get("/api/v1/orders/D-1", headers=auth)  # and the shop's view
+    assert detail.status_code == 200, detail.text
+    assert (
+        detail.json()["shipments"][0]["eta"],
+        detail.json()["shipments"][0]["delivery_day"],
+    ) == (
+        None,
+        None,
+    )
+    assert all(e["occurred_at"].endswith("Z") for e in detail.json()["timeline"])
     sid = (await Shipment.select(Shipment.id).first())["id"]
     moved = await client.post(
         f"{path}/parcels/{sid}/day", data={"_csrf_token": csrf_field(page), "day": "2026-11-27"}
