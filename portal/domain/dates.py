@@ -22,8 +22,10 @@ FUTURE_SLACK = timedelta(hours=24)
 WINDOW = "between 2000-01-01 and 2100-01-01 (UTC)"
 # RFC 3339 (a missing offset is UTC, as for the API's other date fields).
 _MOMENT = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?", re.ASCII
 )
+# YYYY-MM-DD alone (date.fromisoformat also reads ISO week dates such as "2026-W49-1").
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _UNREADABLE = "expected a date (YYYY-MM-DD) or a date and time (RFC 3339)"
 
 
@@ -103,7 +105,7 @@ def parse_eta(text: str, tz: str) -> Eta:
     else, DateRefused outside the window."""
     text = text.strip()
     try:
-        if len(text) == 10:
+        if _DAY.fullmatch(text):
             day = accepted_day(date.fromisoformat(text))
             return Eta(datetime.combine(day, time(12), ZoneInfo(tz)).astimezone(UTC), True)
         if _MOMENT.fullmatch(text):

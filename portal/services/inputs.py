@@ -43,13 +43,16 @@ MULTILINE = {"multiline": True}
 Note500 = Annotated[str, Meta(max_length=500, extra=MULTILINE)]
 Reason300 = Annotated[str, Meta(max_length=300, extra=MULTILINE)]
 # A moment (RFC 3339) or, for an ETA, a day alone: parsed by portal.domain.dates.parse_eta.
+# The schema says so (Litestar's schema takes what msgspec's `extra_json_schema` holds
+# under "extra"); the answer's ETA has the same formats.
+DAY_OR_MOMENT = {"extra": {"anyOf": [{"format": "date"}, {"format": "date-time"}]}}
 EtaText = Annotated[
     str,
     Meta(
         min_length=10,
         max_length=40,
         description="a date (YYYY-MM-DD, that day in the shopper's zone) or an RFC 3339 date-time",
-        extra_json_schema={"anyOf": [{"format": "date"}, {"format": "date-time"}]},
+        extra_json_schema=DAY_OR_MOMENT,
     ),
 ]
 

@@ -912,6 +912,12 @@ def _partial_address(address: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _utc(value: datetime) -> datetime:
+    """A stored moment with its offset, as RFC 3339 needs: PostgreSQL's -infinity and
+    infinity come back naive (taken as UTC); one UTC cannot hold is given as stored."""
+    return dates.in_utc(value) or value
+
+
 async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
     """The shop's view of one order (API)."""
     order = (
@@ -958,6 +964,8 @@ async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
             s["eta"] = eta.astimezone(ZoneInfo(zone)).date().isoformat()
         else:
             s["eta"] = eta.isoformat().replace("+00:00", "Z")
+        # Text in the database: what is not a day (written by hand) is null, not a 500.
+        s["delivery_day"] = _readable_day(s["delivery_day"], "shipment.delivery_day", order["id"])
     by_id = {s["id"]: s["tracking_number"] for s in shipments}
     events = (
         await OrderEvent.select(
@@ -979,7 +987,7 @@ async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
         "store": order["store"],
         "currency": order["currency"],
         "total": format_decimal_string(order["total_minor"], order["currency"]),
-        "placed_at": order["placed_at"],
+        "placed_at": _utc(order["placed_at"]),
         "tracking_url": receipt.tracking_url if receipt else "",
         "shipments": [
             {
@@ -998,7 +1006,7 @@ async def order_detail(rt: Runtime, external_id: str) -> dict[str, Any]:
         "timeline": [
             {
                 "type": e["type"],
-                "occurred_at": e["occurred_at"],
+                "occurred_at": _utc(e["occurred_at"]),
                 "recorded_at": e["recorded_at"],
                 "tracking_number": by_id.get(e["shipment"]),
                 "note": e["note"],

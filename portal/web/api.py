@@ -46,6 +46,7 @@ from portal.web.api_schemas import (
     errors,
     out,
 )
+from portal.web.bodies import check_query, decode_json
 from portal.web.deps import RT, RowId
 
 # Path parameters, with the rules the schema states (and Litestar checks: 400).
@@ -110,14 +111,18 @@ def _whole_numbers(value: Any) -> Any:
 async def strict_body(request: Request[Any, Any, Any]) -> None:
     """Litestar converts a JSON body to its type leniently (the string "2" for a quantity, the
     number 0 for a date); the schema promises types, so the body is first checked strictly
-    (a wrong type: 400 naming the field). An empty, malformed or too deeply nested body is
-    left to Litestar's own decoding and its answer."""
+    (a wrong type: 400 naming the field). A body that is not UTF-8, not JSON or too deeply
+    nested gets the 400 of `decode_json`, as Litestar's own decoding would give it; an empty
+    one is left to Litestar (some bodies are optional). It takes the place of the app's
+    `before_request`, so it runs that first: query strings keep the text rule (422)."""
+    await check_query(request)
     field = request.route_handler.parsed_data_field
     raw = await request.body() if field is not None else b""
     if field is None or not raw:
         return
+    value = decode_json(raw)
     try:
-        msgspec.convert(_whole_numbers(msgspec.json.decode(raw)), field.annotation)
+        msgspec.convert(_whole_numbers(value), field.annotation)
     except msgspec.ValidationError as exc:
         # The shape of Litestar's own body errors, so that one handler answers both.
         message, _, at = str(exc).partition(" - at `$")
@@ -126,7 +131,7 @@ async def strict_body(request: Request[Any, Any, Any]) -> None:
             f"Validation failed for {request.method} {request.url.path}",
             extra=[{"message": message, "key": key, "source": "body"}],
         ) from exc
-    except (msgspec.DecodeError, RecursionError, TypeError):
+    except (RecursionError, TypeError):
         return
 
 
@@ -217,7 +222,7 @@ class ShopApi(Controller):
         summary="Delivery changes in the order they were made, after a cursor",
         description="Poll with `after` set to the `next` of the previous answer; "
         "a change made while you poll is never skipped.",
-        responses=errors(),
+        responses=errors(422),
     )
     async def list_changes(
         self,
@@ -261,7 +266,7 @@ class ShopApi(Controller):
     @get(
         "/returns",
         summary="Returns in the order they were made, after a cursor",
-        responses=errors(),
+        responses=errors(422),
     )
     async def list_returns(
         self,

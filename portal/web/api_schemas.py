@@ -25,7 +25,7 @@ from portal.domain.delivery import ChangeKind, ChangeStatus
 from portal.domain.order import EventType, Fulfilment, OrderStatus, ShipmentStatus
 from portal.domain.refunds import RefundReason, RefundStatus
 from portal.domain.returns import Method, Reason, ReturnStatus
-from portal.services.inputs import EventIn, OrderIn, RefundIn, StoreIn
+from portal.services.inputs import DAY_OR_MOMENT, EventIn, OrderIn, RefundIn, StoreIn
 
 T = TypeVar("T")
 
@@ -90,7 +90,10 @@ class ShipmentOut(Struct):
     eta: (
         Annotated[
             str,
-            Meta(description="an RFC 3339 date-time (UTC), or YYYY-MM-DD for a day alone"),
+            Meta(
+                description="an RFC 3339 date-time (UTC), or YYYY-MM-DD for a day alone",
+                extra_json_schema=DAY_OR_MOMENT,
+            ),
         ]
         | None
     )

@@ -155,13 +155,20 @@ class PortalRequest(Request[Any, Any, Any]):
         return self._json
 
     async def form(self) -> FormMultiDict:
-        """The form with its line ends made LF. It never raises, since Litestar's CSRF
-        middleware reads it too: what the text rule refuses is kept for `read_form`."""
+        """The form with its line ends made LF. The text rule never raises here, since
+        Litestar's CSRF middleware reads the form too: what it refuses is kept for
+        `read_form`. A form that cannot be read at all is a 400, as Litestar answers a
+        broken multipart body; so is a multipart field that is not UTF-8 (or names a
+        character set Python does not know), which Litestar's parser lets through as a 500."""
         if self._form_checked:
             return await super().form()
+        try:
+            parsed = await super().form()
+        except (UnicodeDecodeError, LookupError):
+            raise ClientException(detail="a field of the form is not valid UTF-8") from None
         refused: FormTextRefused | None = None
         items = []
-        for name, value in (await super().form()).multi_items():
+        for name, value in parsed.multi_items():
             if isinstance(value, str):
                 value = value.replace("\r\n", "\n").replace("\r", "\n")
                 if refused is None:

@@ -79,9 +79,16 @@ async def _seed(app: Litestar) -> str:
             await call(
                 "POST", "/api/v1/orders", order_payload(external_id="WEB-1003", fulfilment=pickup)
             )
-            eta = (rt.clock.now() + timedelta(days=3)).isoformat()
-            for external_id in ("WEB-1001", "WEB-1002"):
-                shipment = {"tracking_number": f"T-{external_id}", "carrier": "BRT", "eta": eta}
+            # A day alone for the order the schema's example names, whose answer has to
+            # match the schema's format for it; a moment for the other.
+            eta = rt.clock.now() + timedelta(days=3)
+            etas = {"WEB-1001": eta.date().isoformat(), "WEB-1002": eta.isoformat()}
+            for external_id, eta_text in etas.items():
+                shipment = {
+                    "tracking_number": f"T-{external_id}",
+                    "carrier": "BRT",
+                    "eta": eta_text,
+                }
                 await call(
                     "POST",
                     f"/api/v1/orders/{external_id}/events",

@@ -149,6 +149,18 @@ async def test_the_clerks_forms_refuse_control_characters_and_so_do_query_string
     assert answer.status_code == 422, answer.text[-500:]
     assert "username: contains a control character (U+0000)" in answer.text
     assert 'value="anna.rossi' in answer.text
+    # A form sent as multipart whose field is not UTF-8 (an urlencoded one is decoded leniently).
+    parts = [(b"_csrf_token", token.encode()), (b"username", b"anna\xe9"), (b"password", b"x")]
+    multipart = b"".join(
+        b'--b\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % part for part in parts
+    )
+    answer = await client.post(
+        "/clerk/login",
+        content=multipart + b"--b--\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert answer.status_code == 400, answer.text[-300:]
+    assert "not valid UTF-8" in answer.text
 
     signed_in = await sign_in(client, "anna.rossi", CLERK_PASSWORD)
     assert signed_in.status_code == 303, signed_in.text
