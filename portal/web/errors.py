@@ -130,6 +130,11 @@ def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Respo
         outage = rt.cache["web_db_outage"] = db.OutageLog(log, "answering 503 with Retry-After")
     outage.note(rt.clock.now(), exc)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    if request.headers.get("hx-request") and request.method != "GET":
+        # An htmx form leaves a 5xx unswapped (the click did nothing): the page reloads
+        # instead, to this page while the database is out, as a plain form shows it. A poll
+        # (GET) leaves the page as it was.
+        headers["HX-Refresh"] = "true"
     if _wants_json(request):
         response = _json(503, "the service is unavailable for a moment; try again in a few seconds")
         response.headers.update(headers)

@@ -205,13 +205,18 @@ async def test_set_password_ends_every_session_and_unlocks_a_locked_out_device(
     assert unknown.returncode == 2 and "no account 'nobody'" in unknown.stderr
 
 
-async def test_disable_clerk_ends_every_session_and_refuses_sign_in(db_url, client, clerk):
+async def test_disable_clerk_ends_every_session_and_refuses_sign_in(db_url, client, clerk, manager):
     await sign_in(client, "anna.rossi", CLERK_PASSWORD)
     done = run_cli(db_url, "disable-clerk", "anna.rossi")
     assert done.returncode == 0, done.stderr
     assert (await client.get("/clerk/")).status_code == 303
     assert (await sign_in(client, "anna.rossi", CLERK_PASSWORD)).status_code == 400
     assert await AuditLog.count().where(AuditLog.action == "disabled") == 1
+    # The audit log says it was done from the command line, not by the clerk.
+    await sign_in(client, "marco", MANAGER_PASSWORD)
+    audit = (await client.get("/clerk/audit")).text
+    row = re.search(r'<tr class="audit-disabled">(.*?)</tr>', audit, re.S).group(1)
+    assert "anna.rossi" in row and "(command line)" in row
 
 
 async def test_a_manager_unlocks_a_locked_out_clerk_on_the_staff_page(
@@ -244,6 +249,10 @@ async def test_a_manager_unlocks_a_locked_out_clerk_on_the_staff_page(
     )
     assert len(entry) == 1 and entry[0]["staff"] == manager.id
     assert "anna.rossi" in str(entry[0]["details"])
+    # The audit log says whose sign-in the manager unlocked.
+    audit = (await client.get("/clerk/audit")).text
+    row = re.search(r'<tr class="audit-sign_in_unlocked">(.*?)</tr>', audit, re.S).group(1)
+    assert "marco" in row and "sign_in_unlocked: anna.rossi" in row
 
     # A clerk has no such page and cannot unlock.
     clerk_home = await counter.get("/clerk/")

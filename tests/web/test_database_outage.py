@@ -20,7 +20,7 @@ from portal.settings import Settings
 from scheduler.jobs import _guarded, dispatch_outbox
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.web.conftest import CLERK_PASSWORD
-from tests.web.helpers import create_order, path_of, sign_in
+from tests.web.helpers import create_order, csrf_field, path_of, sign_in
 
 
 class Outage:
@@ -90,7 +90,8 @@ async def test_a_database_outage_answers_503_with_retry_after_and_one_warning_a_
     api = f"/api/v1/orders/{order['external_id']}"
     counter = await client_from("198.51.100.20")
     assert (await sign_in(counter, "anna.rossi", CLERK_PASSWORD)).status_code == 303
-    assert (await client.get(page)).status_code == 200
+    before = await client.get(page)
+    assert before.status_code == 200
 
     caplog.clear()
     caplog.set_level(logging.INFO)
@@ -110,6 +111,11 @@ async def test_a_database_outage_answers_503_with_retry_after_and_one_warning_a_
     assert f'href="{page}"' in shopper.text  # try again: the same page
     poll = await client.get(page, headers={"HX-Request": "true"})
     assert poll.status_code == 503  # htmx leaves the page as it was
+    assert "hx-refresh" not in poll.headers
+    # An htmx form would do nothing on a 503: the page reloads, to the page above.
+    form = {"_csrf_token": csrf_field(before.text), "updates": "off"}
+    sent = await client.post(f"{page}/sms", data=form, headers={"HX-Request": "true"})
+    assert sent.status_code == 503 and sent.headers["hx-refresh"] == "true"
 
     console = await counter.get("/clerk/")
     assert console.status_code == 503 and console.headers["retry-after"] == "5"
@@ -133,7 +139,7 @@ async def test_a_database_outage_answers_503_with_retry_after_and_one_warning_a_
     clock.advance(seconds=61)  # a minute on: one more warning, with the count in between
     assert (await client.get(api, headers=auth)).status_code == 503
     assert len(portal_warnings(caplog)) == 2
-    assert "(10 more since the last warning)" in portal_warnings(caplog)[1].getMessage()
+    assert "(11 more since the last warning)" in portal_warnings(caplog)[1].getMessage()
 
     outage.start()
     assert (await client.get(api, headers=auth)).status_code == 200

@@ -134,7 +134,7 @@ async def test_the_footer_offers_each_language_by_its_own_name(client, auth):
     order = await order_in(client, auth, "it")
     html = (await client.get(order["path"])).text
     form = re.search(r'<form id="language".*?</form>', html, re.S).group(0)
-    assert f'action="{order["path"]}/language"' in form
+    assert f'action="{order["path"]}/language#preferences"' in form
     assert 'name="_csrf_token"' in form
     assert '<strong lang="it" aria-current="true">Italiano</strong>' in form
     for code, name in (("pl", "Polski"), ("es", "Español"), ("en", "English")):
